@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace DomBoot.Cli.Commands;
+
+/// <summary>Every top-level verb, in help order.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield break;
+    }
+}
