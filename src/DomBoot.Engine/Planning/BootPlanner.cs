@@ -68,7 +68,7 @@ public static class BootPlanner
     public static ulong BelowFourGigabytes(ulong memoryBytes) => memoryBytes >= LowMemoryCutoff ? LowMemoryWhenSplit : memoryBytes;
 
     private static BootPlan PlanBzImage(BootRequest request, KernelImage kernel, BzImage bz, string kernelFileForQemu, string cmdline,
-        IReadOnlyList<FileRange> embeddedInitrds, BootInputSizes sizes, AcceleratorChoice accel, RuntimePaths runtime)
+        List<FileRange> embeddedInitrds, BootInputSizes sizes, AcceleratorChoice accel, RuntimePaths runtime)
     {
         var h = bz.Header;
         long hdr = h.ImageOffset;
