@@ -209,7 +209,7 @@ public sealed class CpioReader
         while (true)
         {
             if (pos >= span.Length)
-                throw new MalformedDataException(ArchiveStructure, start, $"input ends at offset 0x{pos:X} before the {TrailerName} entry");
+                throw new MalformedDataException(ArchiveStructure, pos, $"input ends before the {TrailerName} entry (the archive starts at 0x{start:X})");
             var header = CpioNewcHeader.Parse(span[pos..], pos);
 
             int nameOffset = pos + CpioNewcHeader.Size;
@@ -239,7 +239,8 @@ public sealed class CpioReader
                     header.FileSize, $"at most {Limits.MaxSymlinkTargetSize} for a symlink target (PATH_MAX)");
 
             var data = header.FileSize == 0 ? ReadOnlyMemory<byte>.Empty : memory.Slice((int)dataOffset, (int)header.FileSize);
-            if (header.Format == CpioFormat.Crc && budget.VerifyChecksums)
+            // init/initramfs.c checks the sum for regular files only; GNU cpio writes 0 for symlinks
+            if (header.Format == CpioFormat.Crc && budget.VerifyChecksums && header.Type == CpioFileType.Regular)
             {
                 uint sum = 0;
                 foreach (byte d in data.Span) sum = unchecked(sum + d);

@@ -214,7 +214,8 @@ public sealed class CpioWriter : IDisposable
         uint rdevMajor, uint rdevMinor, ReadOnlySpan<byte> data)
     {
         uint check = 0;
-        if (_options.Format == CpioFormat.Crc)
+        // GNU cpio sums regular files only (0 for symlink targets), and only those does the kernel check
+        if (_options.Format == CpioFormat.Crc && type == CpioFileType.Regular)
             foreach (byte b in data) check = unchecked(check + b);
         WriteHeader(name, type, mode, mtime, uid, gid, nlink, rdevMajor, rdevMinor, (uint)data.Length, check);
         _output.Write(data);
