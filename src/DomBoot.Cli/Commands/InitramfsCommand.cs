@@ -9,7 +9,7 @@ namespace DomBoot.Cli.Commands;
 internal static class InitramfsCommand
 {
     /// <summary>Largest image `list` reads into memory.</summary>
-    private const long MaxListBytes = 1L << 31;
+    private const long MaxListBytes = 0x7FFFFFC7; // Array.MaxLength
 
     public static Command Build()
     {
