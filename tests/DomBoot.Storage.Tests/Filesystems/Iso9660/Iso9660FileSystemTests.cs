@@ -31,6 +31,18 @@ public sealed class Iso9660FileSystemTests(IsoImages images) : IClassFixture<Iso
     }
 
     [Fact]
+    public void Open_RelocatedDeepFoldersAreShownInPlace()
+    {
+        var fs = Open(images.Relocated);
+        Assert.Equal(Iso9660FileSystem.NameMode.RockRidge, fs.Names);
+        // libisofs marks rr_moved itself with RE, so it disappears with the relocated folders, as under Linux.
+        Assert.Equal(FsTree.FromHost(images.Source), FsTree.FromFs(fs));
+        Assert.Null(fs.Lookup(fs.Root, "rr_moved"));
+        var leafDir = PathResolver.Resolve(fs, "/Deep/level1/Level Two/3/four/5/six/7/eight/9");
+        Assert.Equal(PathResolver.Resolve(fs, "/Deep/level1/Level Two/3/four/5/six/7/eight").Id, fs.Parent(leafDir).Id);
+    }
+
+    [Fact]
     public void Open_JolietTreeMatchesSourceWithoutSymlinks()
     {
         var fs = Open(images.JolietOnly);

@@ -20,6 +20,7 @@ public sealed class IsoImages : IDisposable
     public string JolietOnly { get; }
     public string Plain { get; }
     public string ElTorito { get; }
+    public string Relocated { get; }
     public string Small { get; }
 
     public IsoImages()
@@ -29,6 +30,7 @@ public sealed class IsoImages : IDisposable
         RockJoliet = Build("rrj.iso", Source, "-R", "-J", "-V", "RRJ_LABEL");
         JolietOnly = Build("joliet.iso", Source, "--norock", "-J", "-V", "Joliet Label");
         Plain = Build("plain.iso", Source, "--norock", "-V", "PLAINLABEL");
+        Relocated = Build("reloc.iso", Source, "-R", "-rr_reloc_dir", "rr_moved", "-V", "RELOC"); // deep folders moved (RRIP CL/RE/PL)
 
         var et = Path.Combine(_dir.Path, "et");
         FsTree.WriteFile(Path.Combine(et, "boot", "boot.img"), FsTree.Pattern(11, 2048));
