@@ -5,8 +5,11 @@ namespace DomBoot.Cli.Commands;
 /// <summary>Every top-level verb, in help order.</summary>
 internal static class CommandCatalog
 {
-    public static IEnumerable<Command> All()
-    {
-        yield break;
-    }
+    public static IEnumerable<Command> All() =>
+    [
+        DemoCommand.Build(),
+        RunCommand.Build(),
+        KernelCommand.Build(),
+        InitramfsCommand.Build(),
+    ];
 }

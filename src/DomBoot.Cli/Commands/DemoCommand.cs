@@ -1,0 +1,46 @@
+using System.CommandLine;
+using DomBoot.Engine;
+using DomBoot.Engine.Accel;
+using DomBoot.Engine.Demo;
+using DomBoot.Engine.Planning;
+
+namespace DomBoot.Cli.Commands;
+
+/// <summary>`domboot demo`: boots the cached Debian cloud kernel with a busybox initramfs that prints a banner and powers off.</summary>
+internal static class DemoCommand
+{
+    public static Command Build()
+    {
+        var accel = new Option<AcceleratorRequest>("--accel") { Description = "auto, kvm or tcg", DefaultValueFactory = _ => AcceleratorRequest.Auto };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the boot plan; start nothing" };
+        var command = new Command("demo", "Boot the embedded default guest: Debian cloud kernel + busybox banner");
+        command.Options.Add(accel);
+        command.Options.Add(dryRun);
+        command.SetAction(parseResult =>
+        {
+            var runtime = GuestSession.NewRuntime();
+            Directory.CreateDirectory(runtime.Directory);
+            var initrd = Path.Combine(runtime.Directory, "demo-initramfs.cpio");
+            File.WriteAllBytes(initrd, DemoGuest.BuildInitramfs(ArtifactCache.BusyboxPath));
+            var request = new BootRequest
+            {
+                KernelPath = ArtifactCache.KernelPath,
+                Initrds = [initrd],
+                Cmdline = DemoGuest.Cmdline,
+                MemoryMiB = 256,
+                Accelerator = parseResult.GetValue(accel),
+                Name = "domboot-demo",
+            };
+            var plan = DirectBoot.Plan(request, runtime);
+            if (parseResult.GetValue(dryRun))
+            {
+                Console.Out.Write(BootPlanText.Render(plan));
+                Directory.Delete(runtime.Directory, recursive: true);
+                return 0;
+            }
+            Console.Error.WriteLine($"domboot: demo: booting {plan.KernelRelease} with a busybox initramfs; accelerator {plan.Accelerator.QemuName} ({plan.Accelerator.Reason})");
+            return GuestSession.Run(plan, runtime, TimeSpan.FromMinutes(5));
+        });
+        return command;
+    }
+}

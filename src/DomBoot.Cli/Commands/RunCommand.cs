@@ -1,0 +1,58 @@
+using System.CommandLine;
+using DomBoot.Engine.Accel;
+using DomBoot.Engine.Planning;
+
+namespace DomBoot.Cli.Commands;
+
+/// <summary>`domboot run --kernel K [--initrd I ...] [--module "F ARGS" ...] [--cmdline C] [--memory MiB] [--vcpus N] [--accel ...] [--dry-run]`.</summary>
+internal static class RunCommand
+{
+    public static Command Build()
+    {
+        var kernel = new Option<string>("--kernel", "-k") { Description = "Kernel image (bzImage, ELF with PVH note, Multiboot, UKI)", Required = true };
+        var initrd = new Option<string[]>("--initrd", "-i") { Description = "Initrd; repeat to concatenate several", AllowMultipleArgumentsPerToken = false };
+        var module = new Option<string[]>("--module") { Description = "Multiboot module: \"FILE[ ARGS]\"; repeat in order (Xen: dom0 kernel, then its initrd)" };
+        var cmdline = new Option<string>("--cmdline", "-c") { Description = "Kernel command line", DefaultValueFactory = _ => "" };
+        var memory = new Option<int>("--memory", "-m") { Description = "Guest memory in MiB", DefaultValueFactory = _ => 512 };
+        var vcpus = new Option<int>("--vcpus") { Description = "Virtual CPUs", DefaultValueFactory = _ => 1 };
+        var accel = new Option<AcceleratorRequest>("--accel") { Description = "auto, kvm or tcg", DefaultValueFactory = _ => AcceleratorRequest.Auto };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the boot plan and the QEMU command; start nothing" };
+        var json = CommonOptions.Json();
+        var timeout = new Option<double?>("--timeout") { Description = "Tear the guest down after this many seconds (exit 124)" };
+        var command = new Command("run", "Boot a kernel directly under QEMU with the serial console on this terminal");
+        foreach (var o in new Option[] { kernel, initrd, module, cmdline, memory, vcpus, accel, dryRun, json, timeout }) command.Options.Add(o);
+        command.SetAction(parseResult =>
+        {
+            var request = new BootRequest
+            {
+                KernelPath = parseResult.GetValue(kernel)!,
+                Initrds = parseResult.GetValue(initrd) ?? [],
+                Modules = (parseResult.GetValue(module) ?? []).Select(ParseModule).ToList(),
+                Cmdline = parseResult.GetValue(cmdline) ?? "",
+                MemoryMiB = parseResult.GetValue(memory),
+                Vcpus = parseResult.GetValue(vcpus),
+                Accelerator = parseResult.GetValue(accel),
+            };
+            double? seconds = parseResult.GetValue(timeout);
+            if (seconds is <= 0) throw new UsageException($"--timeout {seconds} must be positive");
+            var runtime = GuestSession.NewRuntime();
+            var plan = DirectBoot.Plan(request, runtime);
+            if (parseResult.GetValue(dryRun))
+            {
+                Console.Out.Write(parseResult.GetValue(json) ? BootPlanText.ToJson(plan) + "\n" : BootPlanText.Render(plan));
+                return 0;
+            }
+            Console.Error.WriteLine($"domboot: accelerator {plan.Accelerator.QemuName} ({plan.Accelerator.Reason})");
+            return GuestSession.Run(plan, runtime, seconds is { } s ? TimeSpan.FromSeconds(s) : null);
+        });
+        return command;
+    }
+
+    internal static MultibootModule ParseModule(string spec)
+    {
+        var s = spec.Trim();
+        if (s.Length == 0) throw new UsageException("--module needs a file name");
+        int sp = s.IndexOf(' ', StringComparison.Ordinal);
+        return sp < 0 ? new MultibootModule(s, "") : new MultibootModule(s[..sp], s[(sp + 1)..].Trim());
+    }
+}
