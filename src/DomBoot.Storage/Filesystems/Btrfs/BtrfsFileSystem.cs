@@ -16,6 +16,8 @@ internal sealed record BtrfsInodeHandle(ulong TreeId, ulong ObjectId, BtrfsInode
 /// A read-only, single-device btrfs filesystem (btrfs docs, On-disk Format): superblock, chunk tree, root tree and
 /// one mounted FS tree (subvolume), with inline, regular, sparse, prealloc, zlib- and LZO-compressed extents.
 /// zstd-compressed extents raise <see cref="UnsupportedFeatureException"/>. Thread-safe for reads.
+/// <see cref="FsNode.Id"/> is the inode number inside the mounted subvolume, and (subvolume id &lt;&lt; 48) | inode
+/// for nodes inside other (nested) subvolumes.
 /// </summary>
 public sealed class BtrfsFileSystem : IFileSystem
 {
