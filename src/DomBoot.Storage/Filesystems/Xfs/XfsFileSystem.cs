@@ -101,6 +101,10 @@ public sealed class XfsFileSystem : IFileSystem
     /// <summary>The extent map of a node's data fork (for inspection and tests).</summary>
     internal static IReadOnlyList<XfsBmbtRecord> ExtentsOf(FsNode node) => HandleOf(node, FsNodeType.Unknown).Map.Value.Extents;
 
+    internal static XfsExtentMap ExtentsMapOf(FsNode node) => HandleOf(node, FsNodeType.Unknown).Map.Value;
+
+    internal XfsVolume Volume => _vol;
+
     internal static XfsDinode InodeOf(FsNode node) => ((NodeHandle)node.Handle!).Inode;
 
     public IReadOnlyList<FsDirEntry> ListDirectory(FsNode directory)

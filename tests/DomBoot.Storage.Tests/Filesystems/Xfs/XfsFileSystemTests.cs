@@ -8,7 +8,7 @@ using DomBoot.TestSupport;
 
 namespace DomBoot.Storage.Tests.Filesystems.Xfs;
 
-public sealed class XfsFileSystemTests(XfsTestImages images) : IClassFixture<XfsTestImages>
+public sealed partial class XfsFileSystemTests(XfsTestImages images) : IClassFixture<XfsTestImages>
 {
     public static TheoryData<string> VariantNames => [.. XfsTestImages.Variants.Keys];
 
