@@ -197,7 +197,8 @@ public sealed class XfsFileSystem : IFileSystem
             if (idx < 0)
             {
                 int next = ~idx;
-                ulong holeEnd = next < map.Extents.Count ? map.Extents[next].StartOff << blockLog : ulong.MaxValue;
+                ulong nextStart = next < map.Extents.Count ? map.Extents[next].StartOff : ulong.MaxValue;
+                ulong holeEnd = nextStart > (ulong.MaxValue >> blockLog) ? ulong.MaxValue : nextStart << blockLog; // saturate: 54-bit offsets
                 chunk = (int)Math.Min((ulong)(total - done), holeEnd - pos);
                 destination.Slice(done, chunk).Clear();
             }

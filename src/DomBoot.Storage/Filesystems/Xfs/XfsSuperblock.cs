@@ -185,6 +185,9 @@ internal sealed record XfsSuperblock(
         if (dBlocks > agSpan || dBlocks <= agSpan - agBlocks)
             throw r.FieldError(Offsets.sb_dblocks, "sb_dblocks", dBlocks, $"in ({agSpan - agBlocks}, {agSpan}] for {agCount} AGs of {agBlocks} blocks");
 
+        if (dBlocks > (ulong)long.MaxValue / blockSize)
+            throw r.FieldError(Offsets.sb_dblocks, "sb_dblocks", dBlocks, $"at most {(ulong)long.MaxValue / blockSize} blocks of {blockSize} bytes");
+
         byte dirBlkLog = r.U8(Offsets.sb_dirblklog);
         if (dirBlkLog > 16 || (ulong)blockSize << dirBlkLog > Limits.MaxDirBlockSize)
             throw r.FieldError(Offsets.sb_dirblklog, "sb_dirblklog", dirBlkLog, $"a directory block of at most {Limits.MaxDirBlockSize} bytes");
