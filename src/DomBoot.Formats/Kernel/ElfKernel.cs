@@ -237,7 +237,7 @@ public sealed record ElfKernel
             {
                 ulong size = Math.Min(s.Size, (ulong)Limits.MaxXenGuestBytes);
                 var gr = new FieldReader(file, imageOffset, "__xen_guest section");
-                guest = gr.CString((int)s.Offset, (int)size); // bounded by ReadSectionHeaders
+                guest = size == 0 ? "" : gr.CString((int)s.Offset, (int)size); // bounded by ReadSectionHeaders
                 pairs = ParseXenGuest(guest, imageOffset + (long)s.Offset);
                 break;
             }
@@ -347,7 +347,7 @@ public sealed record ElfKernel
         public SectionNames(ReadOnlySpan<byte> file, long imageOffset, List<SectionHeader> sections, ushort shstrndx)
         {
             _ = imageOffset;
-            _table = shstrndx < sections.Count && sections[shstrndx].Type != 8
+            _table = shstrndx < sections.Count && sections[shstrndx].Type != 8 && sections[shstrndx].Size != 0
                 ? file.Slice((int)sections[shstrndx].Offset, (int)sections[shstrndx].Size)
                 : default;
         }
@@ -371,7 +371,8 @@ public sealed record ElfKernel
 
         public void Walk(ReadOnlySpan<byte> file, long imageOffset, ulong offset, ulong size, string structure)
         {
-            // offset/size were bounded against the file by the header readers
+            // offset/size were bounded against the file by the header readers (empty areas may point anywhere)
+            if (size == 0) return;
             var region = file.Slice((int)offset, (int)size);
             long baseAt = imageOffset + (long)offset;
             int pos = 0;
