@@ -5,6 +5,7 @@ internal static class Ext4Features
 {
     // s_feature_compat
     public const uint CompatHasJournal = 0x4;
+    public const uint CompatDirIndex = 0x20;
     public const uint CompatSparseSuper2 = 0x200;
 
     // s_feature_incompat

@@ -15,6 +15,7 @@ internal sealed record Ext4Superblock
     public const long VolumeOffset = 1024;
     public const ushort Magic = 0xEF53;
     public const string StructureName = "ext4 superblock";
+    public const uint FlagUnsignedHash = 0x2;
 
     /// <summary>Field offsets of struct ext4_super_block, named as the disk layout names them.</summary>
     public static class Offsets
@@ -43,6 +44,7 @@ internal sealed record Ext4Superblock
         public const int FirstMetaBg = 0x104;
         public const int BlocksCountHi = 0x150;
         public const int MinExtraIsize = 0x15C;
+        public const int Flags = 0x160;
         public const int LogGroupsPerFlex = 0x174;
         public const int ChecksumType = 0x175;
         public const int BackupBgs = 0x24C;
@@ -85,6 +87,10 @@ internal sealed record Ext4Superblock
     public required uint BackupBg0 { get; init; }
     public required uint BackupBg1 { get; init; }
     public required uint ChecksumSeed { get; init; }
+    /// <summary>s_hash_seed: the htree hash seed (all zeros means the default).</summary>
+    public required ReadOnlyMemory<uint> HashSeed { get; init; }
+    /// <summary>s_flags: EXT2_FLAGS_SIGNED_HASH (0x1), EXT2_FLAGS_UNSIGNED_HASH (0x2), EXT2_FLAGS_TEST_FILESYS (0x4).</summary>
+    public required uint Flags { get; init; }
     public required uint Checksum { get; init; }
     public required long ImageOffset { get; init; }
 
@@ -225,6 +231,8 @@ internal sealed record Ext4Superblock
             BackupBg0 = r.U32(Offsets.BackupBgs),
             BackupBg1 = r.U32(Offsets.BackupBgs + 4),
             ChecksumSeed = seed,
+            HashSeed = new[] { r.U32(Offsets.HashSeed), r.U32(Offsets.HashSeed + 4), r.U32(Offsets.HashSeed + 8), r.U32(Offsets.HashSeed + 12) },
+            Flags = r.U32(Offsets.Flags),
             Checksum = checksum,
             ImageOffset = imageOffset,
         };

@@ -571,14 +571,109 @@ public sealed class ExtFileSystem : IFileSystem
             Node(directory);
             return null;
         }
-        Ext4DirEntry? found = null;
-        ForEachEntry(directory, e =>
+        // The hash tree finds most names in two or three block reads; when it is absent, unusable or silent
+        // (hash collisions spanning leaves), the linear scan GRUB always does gives the answer.
+        var found = HtreeFind(directory, wanted);
+        if (found is null)
         {
-            if (!e.Name.Span.SequenceEqual(wanted)) return true;
-            found = e;
-            return false;
-        });
+            ForEachEntry(directory, e =>
+            {
+                if (!e.Name.Span.SequenceEqual(wanted)) return true;
+                found = e;
+                return false;
+            });
+        }
         return found is null ? null : LoadNode(found.Inode, "ext4 directory entry", found.ImageOffset, checkRange: true);
+    }
+
+    /// <summary>Looks a name up through the htree index only (tests use it to prove the index path works).</summary>
+    internal FsNode? HtreeLookup(FsNode directory, string name)
+    {
+        var found = HtreeFind(directory, Encoding.UTF8.GetBytes(name));
+        return found is null ? null : LoadNode(found.Inode, "ext4 directory entry", found.ImageOffset, checkRange: true);
+    }
+
+    private const int DxRootInfoOffset = 0x18;
+    private const int DxRootInfoLength = 8;
+    private const int DxNodeEntriesOffset = 8;
+    private const int DxEntrySize = 8;
+    private const uint DxBlockMask = 0x0FFFFFFF;
+
+    /// <summary>
+    /// dx_probe: walks the hash tree (ext4 disk layout, "Hash Tree Directories") from the dx_root in block 0 to
+    /// the leaf block whose hash range holds the name, and scans that leaf. Null when not found there.
+    /// </summary>
+    private Ext4DirEntry? HtreeFind(FsNode directory, byte[] name)
+    {
+        var node = Node(directory);
+        if (directory.Type != FsNodeType.Directory) throw new IOException($"inode {node.Number} is not a directory");
+        var inode = node.Inode;
+        var sb = Superblock;
+        if ((inode.Flags & Ext4Inode.FlagBits.Index) == 0 || inode.HasInlineData || !sb.HasCompat(Ext4Features.CompatDirIndex)) return null;
+        long blocks = (inode.SizeInBytes + _blockSize - 1) / _blockSize;
+        var cache = default(IndirectCache);
+        var buffer = new byte[_blockSize];
+        if (!ReadDirBlock(node, 0, blocks, buffer, ref cache, out _)) return null;
+        if (BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(DxRootInfoOffset)) != 0) return null; // reserved_zero
+        byte version = buffer[DxRootInfoOffset + 4];
+        byte infoLength = buffer[DxRootInfoOffset + 5];
+        byte levels = buffer[DxRootInfoOffset + 6];
+        int maxLevels = sb.HasIncompat(Ext4Features.IncompatLargeDir) ? 3 : 2; // ext4_dir_htree_level
+        if (infoLength != DxRootInfoLength || levels >= maxLevels) return null;
+        if (version <= Ext4DirHash.Tea && (sb.Flags & Ext4Superblock.FlagUnsignedHash) != 0) version += 3;
+        if (Ext4DirHash.MajorHash(name, version, sb.HashSeed.Span) is not uint hash) return null;
+        bool fileType = sb.HasIncompat(Ext4Features.IncompatFiletype);
+        int entriesAt = DxRootInfoOffset + infoLength;
+        for (int level = 0; level <= levels; level++)
+        {
+            if (DxChoose(buffer, entriesAt, hash) is not uint next) return null;
+            if (!ReadDirBlock(node, next, blocks, buffer, ref cache, out long at)) return null;
+            if (level < levels)
+            {
+                // An interior dx_node hides behind one empty entry spanning the block.
+                if (BinaryPrimitives.ReadUInt32LittleEndian(buffer) != 0) return null;
+                entriesAt = DxNodeEntriesOffset;
+                continue;
+            }
+            Ext4DirEntry? found = null;
+            int count = 0;
+            VisitRegion(buffer, at, fileType, e =>
+            {
+                if (!e.Name.Span.SequenceEqual(name)) return true;
+                found = e;
+                return false;
+            }, ref count);
+            return found;
+        }
+        return null;
+    }
+
+    /// <summary>The block of the last dx_entry whose hash is at most <paramref name="hash"/>; null when count/limit are inconsistent.</summary>
+    private static uint? DxChoose(ReadOnlySpan<byte> block, int at, uint hash)
+    {
+        if (at + 4 > block.Length) return null;
+        int limit = BinaryPrimitives.ReadUInt16LittleEndian(block[at..]);
+        int count = BinaryPrimitives.ReadUInt16LittleEndian(block[(at + 2)..]);
+        if (count == 0 || count > limit || at + limit * DxEntrySize > block.Length) return null;
+        int chosen = 0; // entry 0 carries count/limit instead of a hash and covers everything below entry 1
+        for (int i = 1; i < count; i++)
+        {
+            if (BinaryPrimitives.ReadUInt32LittleEndian(block[(at + i * DxEntrySize)..]) > hash) break;
+            chosen = i;
+        }
+        return BinaryPrimitives.ReadUInt32LittleEndian(block[(at + chosen * DxEntrySize + 4)..]) & DxBlockMask;
+    }
+
+    /// <summary>Reads logical block <paramref name="logical"/> of a directory; false for a hole or a block past i_size.</summary>
+    private bool ReadDirBlock(ExtNode node, long logical, long blocks, byte[] buffer, ref IndirectCache cache, out long offset)
+    {
+        offset = 0;
+        if (logical >= blocks) return false;
+        var run = Map(node, logical, ref cache);
+        if (run.Zero) return false;
+        offset = checked((long)run.Physical * _blockSize);
+        _volume.ReadExactly(offset, buffer);
+        return true;
     }
 
     public FsNode Parent(FsNode directory)

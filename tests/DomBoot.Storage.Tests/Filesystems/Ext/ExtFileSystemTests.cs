@@ -161,6 +161,40 @@ public sealed partial class ExtFileSystemTests
         Assert.Contains("Size of inline data", inlineDir, StringComparison.Ordinal);
     }
 
+    public static TheoryData<string> HashAlgorithms => new("legacy", "half_md4", "tea", "legacy-unsigned", "half_md4-unsigned", "tea-unsigned");
+
+    [Theory]
+    [MemberData(nameof(HashAlgorithms))]
+    public void HtreeLookup_FindsEveryName(string hashAlg)
+    {
+        var image = ExtTestImages.HtreeImage(hashAlg);
+        Assert.Contains($"Hash Version: {Array.IndexOf(["legacy", "half_md4", "tea"], hashAlg.Replace("-unsigned", "", StringComparison.Ordinal))}",
+            Tools.Run("debugfs", "-R", "htree_dump /names", image).Stdout, StringComparison.Ordinal);
+        Assert.Equal(hashAlg.EndsWith("-unsigned", StringComparison.Ordinal),
+            Tools.Run("dumpe2fs", "-h", image).Stdout.Contains("unsigned_directory_hash", StringComparison.Ordinal));
+        using var volume = new FileBlockReader(image);
+        var fs = ExtFileSystem.Open(volume);
+        var dir = PathResolver.Resolve(fs, "/names");
+        var entries = fs.ListDirectory(dir);
+        Assert.Equal(2500, entries.Count);
+        foreach (var e in entries)
+            Assert.True(fs.HtreeLookup(dir, e.Name)?.Id == e.Id, $"{hashAlg}: the hash tree does not lead to {e.Name}");
+        Assert.Null(fs.HtreeLookup(dir, "no-such-name"));
+        Assert.Null(fs.Lookup(dir, "no-such-name"));
+        CompareDirectory(fs, fs.Root, ExtTestImages.HtreeSourceTree, isRoot: true);
+    }
+
+    [Theory]
+    [MemberData(nameof(AllVariants))]
+    public void HtreeLookup_FindsEveryNameInEachVariant(string variant)
+    {
+        using var volume = new FileBlockReader(ExtTestImages.Image(variant));
+        var fs = ExtFileSystem.Open(volume);
+        var dir = PathResolver.Resolve(fs, "/many");
+        foreach (var e in fs.ListDirectory(dir))
+            Assert.True(fs.HtreeLookup(dir, e.Name)?.Id == e.Id, $"{variant}: the hash tree does not lead to {e.Name}");
+    }
+
     [Fact]
     public void Read_ServesPartialAndOutOfRangeRequests()
     {

@@ -39,7 +39,32 @@ internal static class ExtTestImages
         ["ext2-1k"] = ["-t", "ext2", "-b", "1024", "-N", "4096"],
     };
 
+    private static readonly Lazy<string> HtreeSource = new(() => BuildHtreeSource(Path.Combine(Work.Value.Path, "htree")));
+
     public static string SourceTree => Source.Value;
+    public static string HtreeSourceTree => HtreeSource.Value;
+
+    /// <summary>An image of <see cref="HtreeSourceTree"/> whose directories e2fsck -D indexed with <paramref name="hashAlg"/>.</summary>
+    public static string HtreeImage(string hashAlg) =>
+        Get("htree-" + hashAlg, () => Build("htree-" + hashAlg, ["-t", "ext4", "-N", "4096"], HtreeSourceTree, "16M", hashAlg: hashAlg));
+
+    /// <summary>One directory of 2500 names: ASCII, UTF-8 with high-bit bytes (signed vs unsigned char hashes), and long ones.</summary>
+    private static string BuildHtreeSource(string root)
+    {
+        var dir = Path.Combine(root, "names");
+        Directory.CreateDirectory(dir);
+        for (int i = 0; i < 2500; i++)
+        {
+            string name = (i % 3) switch
+            {
+                0 => $"file-{i:D5}",
+                1 => $"fichier-\u00e9t\u00e9-\u00fc-{i:D5}",
+                _ => $"{new string('L', 40 + i % 150)}-{i:D5}",
+            };
+            File.WriteAllBytes(Path.Combine(dir, name), []);
+        }
+        return root;
+    }
     public static string SmallSourceTree => SmallSource.Value;
 
     /// <summary>The image of <paramref name="variant"/> (built on first use; tests must not modify it).</summary>
@@ -59,13 +84,25 @@ internal static class ExtTestImages
         return lazy.Value;
     }
 
-    private static string Build(string name, string[] args, string source, string size, bool htree = true)
+    private static string Build(string name, string[] args, string source, string size, bool htree = true, string? hashAlg = null)
     {
         var image = Path.Combine(Work.Value.Path, name + ".img");
         var all = new List<string> { "-q", "-F" };
-        all.AddRange(args);
-        all.AddRange(["-U", Uuid, "-L", Label, "-E", "root_owner=0:0", "-d", source, image, size]);
+        var extended = "root_owner=0:0";
+        for (int i = 0; i < args.Length; i++)
+        {
+            // mke2fs keeps only the last -E: merge ours into the variant's.
+            if (args[i] == "-E" && i + 1 < args.Length) extended += "," + args[++i];
+            else all.Add(args[i]);
+        }
+        all.AddRange(["-U", Uuid, "-L", Label, "-E", extended, "-d", source, image, size]);
         Tools.Run("mkfs.ext4", all, env: new Dictionary<string, string> { ["E2FSPROGS_FAKE_TIME"] = "1700000000" });
+        if (hashAlg is not null)
+        {
+            // e2fsck -D indexes with s_def_hash_version, and with unsigned chars when s_flags says EXT2_FLAGS_UNSIGNED_HASH.
+            Tools.Run("tune2fs", "-E", "hash_alg=" + hashAlg.Replace("-unsigned", "", StringComparison.Ordinal), image);
+            if (hashAlg.EndsWith("-unsigned", StringComparison.Ordinal)) Tools.Run("debugfs", "-w", "-R", "ssv flags 2", image);
+        }
         if (htree)
         {
             // mke2fs -d writes linear directories; e2fsck -D re-indexes the large ones as htree, as a mounted kernel would.

@@ -1,0 +1,48 @@
+using DomBoot.Formats.Errors;
+using DomBoot.Storage.Filesystems;
+using DomBoot.Storage.Filesystems.Ext;
+using DomBoot.Storage.Images;
+using DomBoot.TestSupport;
+
+namespace DomBoot.Storage.Tests.Filesystems.Ext;
+
+public sealed partial class ExtFileSystemTests
+{
+    public static TheoryData<string, string> RefusedFeatures => new()
+    {
+        { "encrypt", "incompatible feature 0x10000 (encrypt) is not supported" },
+        { "casefold", "incompatible feature 0x20000 (casefold) is not supported" },
+    };
+
+    [Theory]
+    [MemberData(nameof(RefusedFeatures))]
+    public void Open_RefusesIncompatibleFeatureByName(string feature, string message)
+    {
+        using var tmp = new TempDir("domboot-ext-feature");
+        var image = tmp.File(feature + ".img");
+        Tools.Run("mkfs.ext4", "-q", "-F", "-O", feature, "-U", ExtTestImages.Uuid, "-L", ExtTestImages.Label, image, "4M");
+        using var volume = new FileBlockReader(image);
+        var ex = Assert.Throws<UnsupportedFeatureException>(() => ExtFileSystem.Open(volume));
+        Assert.Equal("ext4 superblock at offset 0x400: " + message, ex.Message);
+    }
+
+    [Fact]
+    public void Open_ToleratesNeedsRecoveryLikeGrub()
+    {
+        // An unclean ext3/ext4 journal: GRUB reads the filesystem as it is on disk, and so do we.
+        using var tmp = new TempDir("domboot-ext-recover");
+        var image = tmp.File("recover.img");
+        File.Copy(ExtTestImages.SmallImage("ext3-1k", "-t", "ext3", "-b", "1024"), image);
+        Tools.Run("debugfs", "-w", "-R", "feature needs_recovery", image);
+        Assert.Contains("needs_recovery", Tools.Run("debugfs", "-R", "features", image).Stdout, StringComparison.Ordinal);
+        var before = Tools.Sha256(image);
+        using (var volume = new FileBlockReader(image))
+        {
+            var fs = ExtFileSystem.Open(volume);
+            Assert.Equal("ext3", fs.TypeName);
+            var big = PathResolver.Resolve(fs, "/big.bin");
+            Assert.Equal(Tools.Sha256(Path.Combine(ExtTestImages.SmallSourceTree, "big.bin")), Sha256(fs, big));
+        }
+        Assert.Equal(before, Tools.Sha256(image));
+    }
+}
