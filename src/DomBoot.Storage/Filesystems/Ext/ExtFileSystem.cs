@@ -120,14 +120,19 @@ public sealed class ExtFileSystem : IFileSystem
         uint perBlock = (uint)(_blockSize / sb.DescSize);
         uint metaGroup = group / perBlock;
         ulong block;
+        // descriptor_loc: the table follows the superblock's own block (1 with 1 KiB blocks, else 0), which is not
+        // s_first_data_block when bigalloc sets that to 0 on a 1 KiB-block filesystem.
+        ulong superblockBlock = (ulong)(Ext4Superblock.VolumeOffset / _blockSize);
         if (!sb.HasIncompat(Ext4Features.IncompatMetaBg) || metaGroup < sb.FirstMetaBg)
         {
-            block = (ulong)sb.FirstDataBlock + 1 + metaGroup;
+            block = superblockBlock + 1 + metaGroup;
         }
         else
         {
             uint first = metaGroup * perBlock;
-            block = sb.FirstDataBlock + (ulong)first * sb.BlocksPerGroup + (HasSuper(first) ? 1u : 0u);
+            uint hasSuper = HasSuper(first) ? 1u : 0u;
+            if (_blockSize == 1024 && first == 0 && sb.FirstDataBlock == 0) hasSuper++;
+            block = sb.FirstDataBlock + (ulong)first * sb.BlocksPerGroup + hasSuper;
         }
         if (block >= sb.BlocksCount)
             throw new MalformedDataException(Ext4Superblock.StructureName, sb.ImageOffset,

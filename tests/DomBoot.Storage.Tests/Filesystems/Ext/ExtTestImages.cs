@@ -29,14 +29,20 @@ internal static class ExtTestImages
     /// <summary>mke2fs argument sets per variant; all get -U/-L/-E root_owner and -d of the source tree.</summary>
     public static readonly Dictionary<string, string[]> Variants = new()
     {
-        ["ext4"] = ["-t", "ext4", "-N", "4096"],
-        ["ext4-no64bit-nocsum"] = ["-t", "ext4", "-N", "4096", "-O", "^64bit,^metadata_csum"],
-        ["ext4-inline"] = ["-t", "ext4", "-N", "4096", "-O", "inline_data"],
+        // mke2fs.conf's "small" type would pick 1 KiB blocks for these sizes: the block size is always explicit.
+        ["ext4"] = ["-t", "ext4", "-b", "4096", "-N", "4096"],
+        ["ext4-no64bit-nocsum"] = ["-t", "ext4", "-b", "4096", "-N", "4096", "-O", "^64bit,^metadata_csum"],
+        ["ext4-inline"] = ["-t", "ext4", "-b", "4096", "-N", "4096", "-O", "inline_data"],
         ["ext4-1k"] = ["-t", "ext4", "-b", "1024", "-N", "4096"],
-        ["ext4-128-inodes"] = ["-t", "ext4", "-I", "128", "-N", "4096", "-O", "^metadata_csum"],
+        ["ext4-2k-128-inodes"] = ["-t", "ext4", "-b", "2048", "-I", "128", "-N", "4096", "-O", "^metadata_csum"],
         ["ext4-64k"] = ["-t", "ext4", "-b", "65536", "-N", "4096"],
+        ["ext4-inline-1k-inodes"] = ["-t", "ext4", "-b", "4096", "-I", "1024", "-N", "4096", "-O", "inline_data"],
+        ["ext4-bigalloc"] = ["-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536", "-N", "4096"],
+        ["ext4-bigalloc-1k"] = ["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384", "-N", "4096"],
+        ["ext4-meta_bg"] = ["-t", "ext4", "-b", "1024", "-g", "1024", "-O", "meta_bg,^resize_inode", "-N", "4096"],
         ["ext3-1k"] = ["-t", "ext3", "-b", "1024", "-N", "4096"],
         ["ext2-1k"] = ["-t", "ext2", "-b", "1024", "-N", "4096"],
+        ["ext2-4k"] = ["-t", "ext2", "-b", "4096", "-N", "4096"],
     };
 
     private static readonly Lazy<string> HtreeSource = new(() => BuildHtreeSource(Path.Combine(Work.Value.Path, "htree")));
