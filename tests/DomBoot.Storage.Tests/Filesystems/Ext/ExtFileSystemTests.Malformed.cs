@@ -231,6 +231,43 @@ public sealed partial class ExtFileSystemTests
         Assert.Equal(before, Tools.Sha256(path));
     }
 
+    [Fact]
+    public void MutationSweep_HtreeIndexBlocks()
+    {
+        // Bit flips over the dx_root and the first leaf of an indexed directory: lookups go through the hash tree
+        // and fall back to the linear scan; only the allowed exceptions may escape.
+        var path = ExtTestImages.HtreeImage("half_md4");
+        var pristine = File.ReadAllBytes(path);
+        long RootBlock(int logical) => long.Parse(Tools.Run("debugfs", "-R", $"bmap /names {logical}", path).Stdout.Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 4096;
+        long dxRoot = RootBlock(0), leaf = RootBlock(1);
+        var fs0 = ExtFileSystem.Open(new MemoryBlockReader(pristine));
+        var names = fs0.ListDirectory(PathResolver.Resolve(fs0, "/names")).Select(e => e.Name).Where((_, i) => i % 50 == 0).ToArray();
+        var bytes = (byte[])pristine.Clone();
+        var rng = new Random(1234);
+        var failures = new List<string>();
+        for (int i = 0; i < 300; i++)
+        {
+            long region = i % 2 == 0 ? dxRoot : leaf;
+            int at = (int)region + rng.Next(i % 2 == 0 ? 256 : 4096);
+            bytes[at] ^= (byte)(1 << rng.Next(8));
+            try
+            {
+                var fs = ExtFileSystem.Open(new MemoryBlockReader(bytes));
+                var dir = PathResolver.Resolve(fs, "/names");
+                foreach (var name in names) _ = fs.Lookup(dir, name);
+                _ = fs.Lookup(dir, "absent-name");
+                _ = fs.ListDirectory(dir);
+            }
+            catch (Exception ex) when (ex is MalformedDataException or UnsupportedFeatureException or IOException) { }
+            catch (Exception ex)
+            {
+                failures.Add($"#{i} flip at 0x{at:X}: {ex.GetType().Name}: {ex.Message}\n{ex.StackTrace}");
+            }
+            Array.Copy(pristine, bytes, bytes.Length);
+        }
+        Assert.True(failures.Count == 0, string.Join("\n\n", failures.Take(5)));
+    }
+
     /// <summary>Visits every reachable node once (bounded count and depth), reads up to 256 KiB of each file.</summary>
     private static void BoundedWalk(ExtFileSystem fs)
     {
