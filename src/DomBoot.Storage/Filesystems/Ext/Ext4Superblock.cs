@@ -80,6 +80,7 @@ internal sealed record Ext4Superblock
     public required uint FeatureIncompat { get; init; }
     public required uint FeatureRoCompat { get; init; }
     public required Guid Uuid { get; init; }
+    public required ReadOnlyMemory<byte> UuidBytes { get; init; }
     public required string UuidText { get; init; }
     public required string VolumeName { get; init; }
     public required int DescSize { get; init; }
@@ -224,6 +225,7 @@ internal sealed record Ext4Superblock
             FeatureIncompat = incompat,
             FeatureRoCompat = roCompat,
             Uuid = new Guid(uuidBytes, bigEndian: true),
+            UuidBytes = uuidBytes.ToArray(),
             UuidText = FormatUuid(uuidBytes),
             VolumeName = DecodeLabel(r.Bytes(Offsets.VolumeName, 16)),
             DescSize = descSize,

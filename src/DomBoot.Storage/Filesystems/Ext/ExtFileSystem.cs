@@ -113,14 +113,14 @@ public sealed class ExtFileSystem : IFileSystem
         }
     }
 
-    private Ext4GroupDescriptor Group(uint group)
+    /// <summary>Absolute byte offset of group <paramref name="group"/>'s descriptor (kernel descriptor_loc).</summary>
+    private long GroupDescriptorOffset(uint group)
     {
-        if (_groups.TryGetValue(group, out var cached)) return cached;
         var sb = Superblock;
         uint perBlock = (uint)(_blockSize / sb.DescSize);
         uint metaGroup = group / perBlock;
         ulong block;
-        // descriptor_loc: the table follows the superblock's own block (1 with 1 KiB blocks, else 0), which is not
+        // The table follows the superblock's own block (1 with 1 KiB blocks, else 0), which is not
         // s_first_data_block when bigalloc sets that to 0 on a 1 KiB-block filesystem.
         ulong superblockBlock = (ulong)(Ext4Superblock.VolumeOffset / _blockSize);
         if (!sb.HasIncompat(Ext4Features.IncompatMetaBg) || metaGroup < sb.FirstMetaBg)
@@ -137,7 +137,63 @@ public sealed class ExtFileSystem : IFileSystem
         if (block >= sb.BlocksCount)
             throw new MalformedDataException(Ext4Superblock.StructureName, sb.ImageOffset,
                 $"the descriptor of group {group} would sit in block {block}, past s_blocks_count {sb.BlocksCount}");
-        long offset = checked((long)block * _blockSize + (long)(group % perBlock) * sb.DescSize);
+        return checked((long)block * _blockSize + (long)(group % perBlock) * sb.DescSize);
+    }
+
+    /// <summary>
+    /// Whether group <paramref name="group"/>'s bg_checksum matches (crc32c with metadata_csum, crc16 with
+    /// gdt_csum); null when the filesystem keeps none. Reads do not depend on it: a read-only kernel mount and
+    /// GRUB both tolerate a mismatch, and so does this reader.
+    /// </summary>
+    internal bool? GroupDescriptorChecksumMatches(uint group)
+    {
+        var sb = Superblock;
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(group, sb.InodesCount / sb.InodesPerGroup);
+        bool crc32c = sb.HasMetadataCsum;
+        if (!crc32c && !sb.HasRoCompat(Ext4Features.RoCompatGdtCsum)) return null;
+        var bytes = new byte[sb.DescSize];
+        _volume.ReadExactly(GroupDescriptorOffset(group), bytes);
+        Span<byte> le = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(le, group);
+        const int at = Ext4GroupDescriptor.Offsets.Checksum;
+        ushort stored = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(at));
+        ReadOnlySpan<byte> zero = [0, 0];
+        uint computed;
+        if (crc32c)
+        {
+            uint c = Crc32c.Update(sb.ChecksumSeed, le);
+            c = Crc32c.Update(c, bytes.AsSpan(0, at));
+            c = Crc32c.Update(c, zero);
+            c = Crc32c.Update(c, bytes.AsSpan(at + 2));
+            computed = c & 0xFFFF;
+        }
+        else
+        {
+            ushort c = Crc16(0xFFFF, sb.UuidBytes.Span);
+            c = Crc16(c, le);
+            c = Crc16(c, bytes.AsSpan(0, at));
+            if (sb.HasIncompat(Ext4Features.Incompat64Bit)) c = Crc16(c, bytes.AsSpan(at + 2));
+            computed = c;
+        }
+        return computed == stored;
+    }
+
+    /// <summary>The kernel's lib/crc16 (polynomial 0x8005, reflected), as gdt_csum uses it.</summary>
+    private static ushort Crc16(ushort crc, ReadOnlySpan<byte> data)
+    {
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (ushort)((crc >> 1) ^ 0xA001) : (ushort)(crc >> 1);
+        }
+        return crc;
+    }
+
+    private Ext4GroupDescriptor Group(uint group)
+    {
+        if (_groups.TryGetValue(group, out var cached)) return cached;
+        var sb = Superblock;
+        long offset = GroupDescriptorOffset(group);
         var bytes = new byte[sb.DescSize];
         _volume.ReadExactly(offset, bytes);
         var gd = Ext4GroupDescriptor.Parse(bytes, offset);

@@ -46,3 +46,26 @@ public sealed partial class ExtFileSystemTests
         Assert.Equal(before, Tools.Sha256(image));
     }
 }
+
+public sealed partial class ExtFileSystemTests
+{
+    [Theory]
+    [MemberData(nameof(AllVariants))]
+    public void GroupDescriptorChecksums_VerifyAndMismatchIsTolerated(string variant)
+    {
+        var bytes = File.ReadAllBytes(ExtTestImages.Image(variant));
+        var fs = ExtFileSystem.Open(new DomBoot.Formats.Binary.MemoryBlockReader(bytes));
+        uint groups = fs.Superblock.InodesCount / fs.Superblock.InodesPerGroup;
+        bool? expected = fs.Superblock.HasMetadataCsum || fs.Superblock.HasRoCompat(Ext4Features.RoCompatGdtCsum) ? true : null;
+        for (uint g = 0; g < groups; g++) Assert.Equal(expected, fs.GroupDescriptorChecksumMatches(g));
+        if (expected is null) return;
+
+        // Flip bg_free_blocks_count of group 0: the checksum no longer matches, and reads go on as on GRUB.
+        int gd0 = fs.Superblock.BlockSize == 1024 ? 2048 : fs.Superblock.BlockSize;
+        bytes[gd0 + 0xC] ^= 0x10;
+        var damaged = ExtFileSystem.Open(new DomBoot.Formats.Binary.MemoryBlockReader(bytes));
+        Assert.False(damaged.GroupDescriptorChecksumMatches(0));
+        var hello = PathResolver.Resolve(damaged, "/hello.txt");
+        Assert.Equal(Tools.Sha256(Path.Combine(ExtTestImages.SourceTree, "hello.txt")), Sha256(damaged, hello));
+    }
+}

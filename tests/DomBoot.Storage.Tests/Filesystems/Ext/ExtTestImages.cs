@@ -31,10 +31,10 @@ internal static class ExtTestImages
     {
         // mke2fs.conf's "small" type would pick 1 KiB blocks for these sizes: the block size is always explicit.
         ["ext4"] = ["-t", "ext4", "-b", "4096", "-N", "4096"],
-        ["ext4-no64bit-nocsum"] = ["-t", "ext4", "-b", "4096", "-N", "4096", "-O", "^64bit,^metadata_csum"],
+        ["ext4-no64bit-nocsum"] = ["-t", "ext4", "-b", "4096", "-N", "4096", "-O", "^64bit,^metadata_csum,uninit_bg"],
         ["ext4-inline"] = ["-t", "ext4", "-b", "4096", "-N", "4096", "-O", "inline_data"],
         ["ext4-1k"] = ["-t", "ext4", "-b", "1024", "-N", "4096"],
-        ["ext4-2k-128-inodes"] = ["-t", "ext4", "-b", "2048", "-I", "128", "-N", "4096", "-O", "^metadata_csum"],
+        ["ext4-2k-128-inodes"] = ["-t", "ext4", "-b", "2048", "-I", "128", "-N", "4096", "-O", "^metadata_csum,uninit_bg"],
         ["ext4-64k"] = ["-t", "ext4", "-b", "65536", "-N", "4096"],
         ["ext4-inline-1k-inodes"] = ["-t", "ext4", "-b", "4096", "-I", "1024", "-N", "4096", "-O", "inline_data"],
         ["ext4-bigalloc"] = ["-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536", "-N", "4096"],
