@@ -16,6 +16,14 @@ internal static class ExtTestImages
 
     private static readonly Lazy<TempDir> Work = new(() =>
     {
+        // vstest may end the test host before ProcessExit runs: sweep our own folders left by earlier runs.
+        foreach (var stale in Directory.EnumerateDirectories(Path.GetTempPath(), "domboot-ext-*"))
+        {
+            if (Directory.GetLastWriteTimeUtc(stale) > DateTime.UtcNow.AddHours(-2)) continue;
+            try { Directory.Delete(stale, recursive: true); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
         var dir = new TempDir("domboot-ext");
         AppDomain.CurrentDomain.ProcessExit += (_, _) => dir.Dispose();
         return dir;
