@@ -21,7 +21,7 @@ internal static class ExitCodes
         MalformedDataException => DataError,
         UnsupportedFeatureException => DataError,
         FileNotFoundException or DirectoryNotFoundException => NoInput,
-        UsageException => Usage,
+        UsageException or InvalidRequestException => Usage,
         UnavailableException => Unavailable,
         OperationCanceledException => Interrupted,
         UnauthorizedAccessException or IOException => IoError,

@@ -98,3 +98,13 @@ public sealed class UnavailableException : Exception
 
     public UnavailableException(string message, Exception innerException) : base(message, innerException) { }
 }
+
+/// <summary>The request itself is wrong or ambiguous (exit 64), e.g. a disk with several filesystems and none named.</summary>
+public sealed class InvalidRequestException : Exception
+{
+    public InvalidRequestException(string message) : base(message) { }
+
+    public InvalidRequestException() : base("invalid request") { }
+
+    public InvalidRequestException(string message, Exception innerException) : base(message, innerException) { }
+}
