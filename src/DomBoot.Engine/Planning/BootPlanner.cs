@@ -158,7 +158,7 @@ public static class BootPlanner
             if (initrdAddr < runtimeEnd)
                 throw new BootValidationException("boot plan", -1, FormattableString.Invariant(
                     $"kernel needs 0x{runtimeStart:X}..0x{runtimeEnd:X} (init_size) and the {size}-byte initrd must lie below 0x{initrdMax + 1:X}: they overlap; guest memory is {request.MemoryMiB} MiB, expected at least {MiBNeeded(runtimeEnd + size + 0x1000 + AcpiDataSize)} MiB{(headerLimit ? " (or a smaller initrd: initrd_addr_max caps it)" : "")}"));
-            layout.Add(new MemoryRegion(sizes.InitrdSizes.Count + embeddedInitrds.Count > 1 ? "initrd (concatenated)" : "initrd", initrdAddr, size));
+            layout.Add(new MemoryRegion(sizes.InitrdSizes.Count > 1 ? "initrd (concatenated)" : "initrd", initrdAddr, size));
             writes.Add(new HeaderWrite("ramdisk_image", 0x218, initrdAddr, "initrd address"));
             writes.Add(new HeaderWrite("ramdisk_size", 0x21C, size, "initrd size"));
             var sources = embeddedInitrds.Concat(request.Initrds.Select(p => new FileRange(p))).ToList();
@@ -219,7 +219,7 @@ public static class BootPlanner
         if (elf.Phys32Entry is not { } entry)
             throw new BootValidationException("ELF kernel", 0, "has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY, type 18); expected one for direct ELF boot (QEMU boots an uncompressed ELF only through PVH)");
         if ((elf.Flags & ElfbootUnsupportedFlags) != 0)
-            throw new BootValidationException("ELF header", elf.Class == 2 ? 48 : 36, FormattableString.Invariant(
+            throw new BootValidationException("ELF header", elf.Class == 64 ? 48 : 36, FormattableString.Invariant(
                 $"e_flags is 0x{elf.Flags:X}; expected none of 0x{ElfbootUnsupportedFlags:X} (QEMU elfboot)"));
         if (request.Modules.Count > 0)
             throw new BootValidationException("boot request", -1, "--module is for Multiboot kernels; expected --initrd for an ELF (PVH) kernel");
@@ -269,7 +269,7 @@ public static class BootPlanner
         return new BootPlan
         {
             Method = BootMethod.Pvh,
-            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + $"ELF{(elf.Class == 2 ? 64 : 32)} with PVH note",
+            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + $"ELF{elf.Class} with PVH note",
             KernelPath = kernelForQemu,
             KernelRelease = elf.LinuxBuildSalt,
             Cmdline = request.Cmdline,
@@ -293,7 +293,7 @@ public static class BootPlanner
         if (mb.UnknownRequiredFlags != 0)
             throw new BootValidationException("Multiboot header", mb.Offset + 4, FormattableString.Invariant(
                 $"flags is 0x{mb.Flags:X8}; expected no unknown required bits (0x{mb.UnknownRequiredFlags:X})"));
-        if (!mb.HasAddressFields && kernel.Elf is { Class: not 1 })
+        if (!mb.HasAddressFields && kernel.Elf is { Class: not 32 })
             throw new BootValidationException("ELF header", 4, "class is ELF64; expected ELF32 for a Multiboot kernel without address fields (QEMU: give a 32-bit image)");
         if (request.Initrds.Count > 0)
             throw new BootValidationException("boot request", -1, "--initrd is for Linux kernels; expected --module FILE[ ARGS] for a Multiboot kernel");
@@ -339,7 +339,7 @@ public static class BootPlanner
         return new BootPlan
         {
             Method = BootMethod.Multiboot,
-            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + (kernel.Elf is { } e ? $"ELF{(e.Class == 2 ? 64 : 32)} " : "") + "Multiboot 1"
+            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + (kernel.Elf is { } e ? $"ELF{e.Class} " : "") + "Multiboot 1"
                 + (kernel.Multiboot2 is not null ? " (also Multiboot 2)" : ""),
             KernelPath = kernelForQemu,
             Cmdline = request.Cmdline,
