@@ -10,7 +10,13 @@ internal static class Program
         var root = BuildRoot();
         try
         {
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+            {
+                Console.Error.WriteLine($"domboot: error: {parsed.Errors[0].Message} (see domboot --help)");
+                return ExitCodes.Usage;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception ex) when (ExitCodes.IsExpected(ex))
         {

@@ -269,7 +269,7 @@ public static class BootPlanner
         return new BootPlan
         {
             Method = BootMethod.Pvh,
-            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + $"ELF{elf.Class} with PVH note",
+            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + $"ELF{(elf.Class)} with PVH note",
             KernelPath = kernelForQemu,
             KernelRelease = elf.LinuxBuildSalt,
             Cmdline = request.Cmdline,
@@ -339,7 +339,7 @@ public static class BootPlanner
         return new BootPlan
         {
             Method = BootMethod.Multiboot,
-            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + (kernel.Elf is { } e ? $"ELF{e.Class} " : "") + "Multiboot 1"
+            KernelKind = (kernel.WasGzipWrapped ? "gzip-wrapped " : "") + (kernel.Elf is { } e ? $"ELF{(e.Class)} " : "") + "Multiboot 1"
                 + (kernel.Multiboot2 is not null ? " (also Multiboot 2)" : ""),
             KernelPath = kernelForQemu,
             Cmdline = request.Cmdline,
