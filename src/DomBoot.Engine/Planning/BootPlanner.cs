@@ -158,7 +158,7 @@ public static class BootPlanner
             if (initrdAddr < runtimeEnd)
                 throw new BootValidationException("boot plan", -1, FormattableString.Invariant(
                     $"kernel needs 0x{runtimeStart:X}..0x{runtimeEnd:X} (init_size) and the {size}-byte initrd must lie below 0x{initrdMax + 1:X}: they overlap; guest memory is {request.MemoryMiB} MiB, expected at least {MiBNeeded(runtimeEnd + size + 0x1000 + AcpiDataSize)} MiB{(headerLimit ? " (or a smaller initrd: initrd_addr_max caps it)" : "")}"));
-            layout.Add(new MemoryRegion(sizes.InitrdSizes.Count + embeddedInitrds.Count > 1 ? "initrd (concatenated)" : "initrd", initrdAddr, size));
+            layout.Add(new MemoryRegion(sizes.InitrdSizes.Count > 1 ? "initrd (concatenated)" : "initrd", initrdAddr, size));
             writes.Add(new HeaderWrite("ramdisk_image", 0x218, initrdAddr, "initrd address"));
             writes.Add(new HeaderWrite("ramdisk_size", 0x21C, size, "initrd size"));
             var sources = embeddedInitrds.Concat(request.Initrds.Select(p => new FileRange(p))).ToList();

@@ -39,7 +39,7 @@ public sealed class QmpClient : IAsyncDisposable
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, TaskCompletionSource<JsonNode?>> _pending = [];
+    private readonly Dictionary<string, (string Command, TaskCompletionSource<JsonNode?> Answer)> _pending = [];
     private readonly Channel<QmpEvent> _events = Channel.CreateBounded<QmpEvent>(
         new BoundedChannelOptions(MaxPendingEvents) { FullMode = BoundedChannelFullMode.DropOldest });
     private readonly CancellationTokenSource _readerStop = new();
@@ -71,21 +71,32 @@ public sealed class QmpClient : IAsyncDisposable
             {
                 await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cts.Token).ConfigureAwait(false);
                 var client = new QmpClient(socket, socketPath);
-                await client.HandshakeAsync(cts.Token).ConfigureAwait(false);
+                try { await client.HandshakeAsync(cts.Token).ConfigureAwait(false); }
+                catch
+                {
+                    // a failed handshake must not leave the socket and the reader task behind
+                    await client.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
                 return client;
             }
-            catch (SocketException) when (!cts.IsCancellationRequested)
+            catch (SocketException)
             {
-                socket.Dispose();
-                await Task.Delay(20, cts.Token).ConfigureAwait(false);
+                socket.Dispose(); // not there yet (or refused): retry after the delay below, which also sees the timeout
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 socket.Dispose();
-                throw new TimeoutException($"QMP socket {socketPath}: no greeting within {timeout.TotalSeconds:0.#} s");
+                throw NoGreeting(socketPath, timeout);
             }
+            // outside the catch blocks: a delay cancelled by the timeout must become a TimeoutException too
+            try { await Task.Delay(20, cts.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { throw NoGreeting(socketPath, timeout); }
         }
     }
+
+    private static TimeoutException NoGreeting(string socketPath, TimeSpan timeout) =>
+        new($"QMP socket {socketPath}: no greeting within {timeout.TotalSeconds:0.#} s");
 
     /// <summary>Wraps an already-connected stream (tests use a socket pair or an in-process fake server).</summary>
     internal static async Task<QmpClient> AttachAsync(Socket connected, CancellationToken cancellationToken)
@@ -115,7 +126,7 @@ public sealed class QmpClient : IAsyncDisposable
         lock (_gate)
         {
             if (_fault is not null) throw new IOException($"QMP connection lost: {_fault.Message}", _fault);
-            _pending[id] = tcs;
+            _pending[id] = (command, tcs);
         }
         var request = new JsonObject { ["execute"] = command, ["id"] = id };
         if (arguments is not null) request["arguments"] = arguments.DeepClone();
@@ -161,7 +172,7 @@ public sealed class QmpClient : IAsyncDisposable
         lock (_gate)
         {
             _fault = fault;
-            foreach (var p in _pending.Values) p.TrySetException(new IOException($"QMP connection lost: {fault.Message}", fault));
+            foreach (var (_, p) in _pending.Values) p.TrySetException(new IOException($"QMP connection lost: {fault.Message}", fault));
             _pending.Clear();
         }
         _events.Writer.TryComplete();
@@ -179,14 +190,18 @@ public sealed class QmpClient : IAsyncDisposable
         }
         string? id = msg["id"] is JsonValue idv && idv.TryGetValue(out string? sid) ? sid : null;
         if (id is null) return; // a response to nobody (or an id we never sent): ignore, as the spec allows
-        TaskCompletionSource<JsonNode?>? tcs;
-        lock (_gate) _pending.TryGetValue(id, out tcs);
-        if (tcs is null) return;
+        string command;
+        TaskCompletionSource<JsonNode?> tcs;
+        lock (_gate)
+        {
+            if (!_pending.TryGetValue(id, out var p)) return;
+            (command, tcs) = p;
+        }
         if (msg["error"] is JsonObject err)
         {
             string cls = err["class"] is JsonValue c && c.TryGetValue(out string? cs) ? cs : "GenericError";
             string desc = err["desc"] is JsonValue d && d.TryGetValue(out string? ds) ? ds : "";
-            tcs.TrySetException(new QmpCommandException(id, cls, Quote.Text(desc)));
+            tcs.TrySetException(new QmpCommandException(command, cls, Quote.Text(desc)));
         }
         else
         {
