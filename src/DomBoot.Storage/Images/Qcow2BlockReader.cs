@@ -89,6 +89,9 @@ public sealed class Qcow2BlockReader : IBlockReader, IDisposable
                     throw new MalformedDataException("qcow2 backing chain", (long)header.BackingFileOffset,
                         $"is deeper than {Limits.MaxBackingDepth} images at {Quote.Text(full)}");
                 backingPath = ResolveBacking(full, name, (long)header.BackingFileOffset);
+                if (visited.Contains(backingPath))
+                    throw new MalformedDataException($"qcow2 image {Quote.Text(System.IO.Path.GetFileName(full))}", (long)header.BackingFileOffset,
+                        $"backing file {Quote.Text(name)} loops back to {Quote.Text(backingPath)}");
                 backing = OpenBacking(backingPath, header.BackingFormat, depth + 1, visited);
             }
             return new Qcow2BlockReader(file, header, l1, backing, backingPath);
@@ -198,6 +201,12 @@ public sealed class Qcow2BlockReader : IBlockReader, IDisposable
     {
         if ((entry & L2Compressed) != 0)
         {
+            if (inCluster == 0 && chunk == _clusterSize)
+            {
+                // A whole cluster (sequential reads): inflate straight into the caller's buffer, no cache copy.
+                Inflate(entry, entryOffset, destination[.._clusterSize]);
+                return chunk;
+            }
             var data = Decompress(entry, entryOffset);
             data.AsSpan(inCluster, chunk).CopyTo(destination);
             return chunk;
@@ -351,48 +360,65 @@ public sealed class Qcow2BlockReader : IBlockReader, IDisposable
         return table;
     }
 
-    /// <summary>Inflates one compressed cluster (raw deflate); its output must be exactly one cluster.</summary>
+    /// <summary>One compressed cluster, inflated, through a one-entry cache (partial reads of the same cluster are common).</summary>
     private byte[] Decompress(ulong entry, long entryOffset)
     {
-        int x = 62 - (_clusterBits - 8);
-        long coffset = (long)(entry & ((1UL << x) - 1));
-        long sectors = (long)((entry >> x) & ((1UL << (_clusterBits - 8)) - 1)) + 1;
-        long csize = sectors * 512 - (coffset & 511);
+        long coffset = CompressedOffset(entry);
         lock (_compressedLock)
         {
             if (_lastCompressed.Offset == coffset && _lastCompressed.Data is { } cached) return cached;
         }
+        var output = new byte[_clusterSize];
+        Inflate(entry, entryOffset, output);
+        lock (_compressedLock) _lastCompressed = (coffset, output);
+        return output;
+    }
+
+    private long CompressedOffset(ulong entry) => (long)(entry & ((1UL << (62 - (_clusterBits - 8))) - 1));
+
+    /// <summary>Inflates one compressed cluster (raw deflate) into <paramref name="output"/>; it must fill exactly one cluster.</summary>
+    private void Inflate(ulong entry, long entryOffset, Span<byte> output)
+    {
+        int x = 62 - (_clusterBits - 8);
+        long coffset = CompressedOffset(entry);
+        long sectors = (long)((entry >> x) & ((1UL << (_clusterBits - 8)) - 1)) + 1;
+        long csize = sectors * 512 - (coffset & 511);
         if (coffset >= _file.Length)
             throw new MalformedDataException("qcow2 L2 entry", entryOffset,
                 $"compressed cluster at 0x{coffset:X} lies past the end of the {_file.Length}-byte file");
-        var input = new byte[Math.Min(csize, _file.Length - coffset)];
-        _file.ReadExactly(coffset, input);
-        Interlocked.Increment(ref _clustersRead);
-        var output = new byte[_clusterSize];
-        int got = 0;
+        int inputLength = (int)Math.Min(csize, _file.Length - coffset);
+        var input = System.Buffers.ArrayPool<byte>.Shared.Rent(inputLength);
         try
         {
-            using var ms = new MemoryStream(input, writable: false);
-            using var inflater = new DeflateStream(ms, CompressionMode.Decompress);
-            while (got < output.Length)
+            _file.ReadExactly(coffset, input.AsSpan(0, inputLength));
+            Interlocked.Increment(ref _clustersRead);
+            int got = 0;
+            try
             {
-                int n = inflater.Read(output, got, output.Length - got);
-                if (n == 0) break;
-                got += n;
+                using var ms = new MemoryStream(input, 0, inputLength, writable: false);
+                using var inflater = new DeflateStream(ms, CompressionMode.Decompress);
+                while (got < output.Length)
+                {
+                    int n = inflater.Read(output[got..]);
+                    if (n == 0) break;
+                    got += n;
+                }
+                if (got == output.Length && HasMoreOutput(inflater))
+                    throw new MalformedDataException("qcow2 compressed cluster", coffset,
+                        $"inflates past the cluster size of {_clusterSize} bytes");
             }
-            if (got == output.Length && HasMoreOutput(inflater))
+            catch (InvalidDataException ex)
+            {
+                throw new MalformedDataException("qcow2 compressed cluster", coffset, $"is not valid deflate data ({ex.Message})");
+            }
+            if (got != output.Length)
                 throw new MalformedDataException("qcow2 compressed cluster", coffset,
-                    $"inflates past the cluster size of {_clusterSize} bytes");
+                    $"inflates to {got} bytes; expected the cluster size of {_clusterSize}");
         }
-        catch (InvalidDataException ex)
+        finally
         {
-            throw new MalformedDataException("qcow2 compressed cluster", coffset, $"is not valid deflate data ({ex.Message})");
+            System.Buffers.ArrayPool<byte>.Shared.Return(input);
         }
-        if (got != output.Length)
-            throw new MalformedDataException("qcow2 compressed cluster", coffset,
-                $"inflates to {got} bytes; expected the cluster size of {_clusterSize}");
-        lock (_compressedLock) _lastCompressed = (coffset, output);
-        return output;
     }
 
     private static bool HasMoreOutput(DeflateStream inflater)

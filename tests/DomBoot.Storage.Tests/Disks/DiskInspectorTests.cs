@@ -174,3 +174,31 @@ public class DiskInspectorTests
         return sb.ToString();
     }
 }
+
+public class DiskCopyTests
+{
+    [Fact]
+    public async Task CopyAsync_EqualsQemuImgConvertAndLeavesHoles()
+    {
+        using var dir = new TempDir();
+        var src = Images.Qcow2TestImages.MakeSourceRaw(dir, "src.raw", 9 << 20);
+        var q = Images.Qcow2TestImages.Convert(dir, src, "img.qcow2", "1.1", 65536, compressed: true);
+        var expected = Images.Qcow2TestImages.ToRaw(dir, q, "q.raw");
+        var ours = dir.File("ours.raw");
+        await using (var f = new FileStream(ours, FileMode.CreateNew, FileAccess.Write))
+            Assert.Equal(9L << 20, await DiskCopy.CopyAsync(q, 0, -1, f, sparse: true));
+        Assert.Equal(Tools.Sha256(expected), Tools.Sha256(ours));
+
+        using var ms = new MemoryStream();
+        await DiskCopy.CopyAsync(q, 12345, 3_000_000, ms);
+        Assert.True(File.ReadAllBytes(expected).AsSpan(12345, 3_000_000).SequenceEqual(ms.ToArray()));
+    }
+
+    [Fact]
+    public async Task CopyAsync_RejectsRangePastTheEnd()
+    {
+        var r = new Formats.Binary.MemoryBlockReader(new byte[4096]);
+        using var ms = new MemoryStream();
+        await Assert.ThrowsAsync<Formats.Errors.TruncatedDataException>(() => DiskCopy.CopyAsync(r, 4000, 200, ms));
+    }
+}

@@ -81,6 +81,9 @@ public class Qcow2BlockReaderTests
 
         using var image = DiskImage.Open(dir.File("top.qcow2"));
         Assert.Equal([dir.File("mid.qcow2"), dir.File("base/base.raw")], image.BackingChain);
+        var info = Qcow2TestImages.Info(dir.File("top.qcow2"));
+        Assert.Equal(info.GetProperty("full-backing-filename").GetString(), image.BackingChain[0]);
+        Assert.Equal(Qcow2TestImages.Info(dir.File("mid.qcow2")).GetProperty("full-backing-filename").GetString(), image.BackingChain[1]);
         Assert.Equal(Tools.Sha256(raw), Sha256Of(image.Reader));
         CompareSampledRanges(image.Reader, raw);
     }
@@ -166,6 +169,8 @@ public class Qcow2BlockReaderTests
         Tools.Run("qemu-img", "create", "-f", "qcow2", "-u", "-b", "a.qcow2", "-F", "qcow2", dir.File("b.qcow2"), "1M");
         var ex = Assert.Throws<MalformedDataException>(() => DiskImage.Open(dir.File("a.qcow2")));
         Assert.Contains("loops back", ex.Message, StringComparison.Ordinal);
+        var b = Qcow2Header.Parse(File.ReadAllBytes(dir.File("b.qcow2")).AsSpan(0, 65536), 0);
+        Assert.Equal((long)b.BackingFileOffset, ex.Offset);
     }
 
     [Fact]
