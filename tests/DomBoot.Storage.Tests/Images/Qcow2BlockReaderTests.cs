@@ -306,11 +306,15 @@ public class Qcow2BlockReaderTests
         Assert.Equal(h.L1TableOffset, ex.Offset);
     }
 
-    [Fact]
-    public void Mutation_SweepLetsOnlyAllowedExceptionsOut()
+    [Theory]
+    [InlineData("1.1", 4096, true, false)]
+    [InlineData("0.10", 512, false, false)]
+    [InlineData("1.1", 16384, false, true)]
+    public void Mutation_SweepLetsOnlyAllowedExceptionsOut(string compat, int clusterSize, bool compressed, bool extendedL2)
     {
         using var dir = new TempDir();
-        var clean = SmallV3Image(dir, compressed: true);
+        var src = Qcow2TestImages.MakeSourceRaw(dir, "small.raw", 1 << 20);
+        var clean = File.ReadAllBytes(Qcow2TestImages.Convert(dir, src, "small.qcow2", compat, clusterSize, compressed, extendedL2));
         var h = Qcow2Header.Parse(clean, 0);
         long l2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(clean.AsSpan((int)h.L1TableOffset)) & 0x00FF_FFFF_FFFF_FE00UL);
         // Regions worth mutating: header + extensions, L1 table, the first L2 table.
