@@ -70,6 +70,15 @@ public class DiskInspectorTests
         Assert.Equal("c", v5.GetProperty("type").GetString());
         Assert.Equal("active", img.GetProperty("volumes")[0].GetProperty("flags").GetString());
 
+        Assert.Equal(1, VolumeResolver.Find([report], "UUID=44444444-1111-2222-3333-444444444444")?.Volume.Index);
+        Assert.Equal(5, VolumeResolver.Find([report], "LABEL=ESP")?.Volume.Index);
+        Assert.Equal(5, VolumeResolver.Find([report], "UUID=1234-abcd")?.Volume.Index);
+        Assert.Equal(6, VolumeResolver.Find([report], "PARTUUID=CAFE0001-06")?.Volume.Index);
+        Assert.Equal(6, VolumeResolver.Find([report], "/dev/vda6")?.Volume.Index);
+        Assert.Equal(5, VolumeResolver.Find([report], "(hd0,msdos5)")?.Volume.Index);
+        Assert.Null(VolumeResolver.Find([report], "vda2"));
+        Assert.Null(VolumeResolver.Find([report], "LABEL=nothing"));
+
         var text = Text([report]);
         Assert.Contains("(hd0,msdos6)", text, StringComparison.Ordinal);
         Assert.Contains("44444444-1111-2222-3333-444444444444", text, StringComparison.Ordinal);
@@ -99,6 +108,7 @@ public class DiskInspectorTests
         AssertMatchesSfdiskNodes(iso, report);
         FileSystemProbeTests.AssertMatchesBlkid(FileSystemProbeTests.Blkid(iso), report.WholeDisk);
         var esp = report.Volumes.Single(v => v.Volume.TypeName == "EFI System");
+        Assert.Same(esp, VolumeResolver.Find([report], "PARTLABEL=Appended2"));
         Assert.Equal("vfat", esp.FileSystem!.Type);
         Assert.Equal("(hd0,gpt2)", esp.Volume.GrubName);
     }
