@@ -11,5 +11,7 @@ internal static class CommandCatalog
         RunCommand.Build(),
         KernelCommand.Build(),
         InitramfsCommand.Build(),
+        DiskCommand.Build(),
+        FsCommand.Build(),
     ];
 }
