@@ -139,7 +139,7 @@ internal static class FsCommand
             var o = Console.Out;
             o.WriteLine($"  File: {p}{(target is null ? "" : " -> " + target)}");
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  Type: {node.Type.ToString().ToLowerInvariant()}  Size: {node.SizeInBytes}  Id: {node.Id}  Links: {node.LinkCount}"));
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  Mode: {ModeText(node)} (0{node.Mode & 0xFFF:o})  Uid: {node.Uid}  Gid: {node.Gid}"));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  Mode: {ModeText(node)} (0{Convert.ToString(node.Mode & 0xFFF, 8)})  Uid: {node.Uid}  Gid: {node.Gid}"));
             o.WriteLine($"Modify: {node.ModifiedTime?.ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture) ?? "-"}");
             o.WriteLine($"Volume: {mounted.Description}  label {mounted.FileSystem.Label ?? "-"}  uuid {mounted.FileSystem.Uuid ?? "-"}");
             return 0;

@@ -53,7 +53,7 @@ public sealed class MountedVolume : IDisposable
                 volume = candidates.FirstOrDefault(v =>
                     v.LinuxName == volumeText || v.Index.ToString(CultureInfo.InvariantCulture) == volumeText)
                     ?? throw new FileNotFoundException(
-                        $"{path}: no volume {Quote.Text(volumeText)}; it has {string.Join(", ", candidates.Select(v => v.Index + " (" + v.LinuxName + ")"))}", path);
+                        $"{path}: no volume {Quote.Text(volumeText)}; it has {string.Join(", ", candidates.Select(v => v.Index + " (" + v.LinuxName + ")"))}");
                 fs = FileSystemOpener.Open(volume.Open(image.Reader), $"{path}:{volume.Index}");
             }
             else
