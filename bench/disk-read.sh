@@ -13,8 +13,8 @@ trap 'rm -rf "$WORK" "$OUT"' EXIT
 
 for t in qemu-img python3 dotnet; do command -v "$t" >/dev/null || { echo "missing $t; run scripts/setup.sh" >&2; exit 69; }; done
 
-echo "building domboot (Release)..." >&2
-dotnet build "$ROOT/src/DomBoot.Cli" -c Release -o "$WORK/bin" -v quiet -nologo >/dev/null
+echo "publishing domboot (Release, ReadyToRun, as scripts/setup.sh does)..." >&2
+dotnet publish "$ROOT/src/DomBoot.Cli" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$WORK/bin" -v quiet -nologo >/dev/null
 DOMBOOT="$WORK/bin/domboot"
 "$DOMBOOT" disk read --help >/dev/null 2>&1 || { echo "domboot has no 'disk read' command (DiskCommand not registered)" >&2; exit 70; }
 
