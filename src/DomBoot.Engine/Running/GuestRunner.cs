@@ -115,6 +115,8 @@ public static class GuestRunner
                 break;
             }
             await exited.ConfigureAwait(false);
+            // On a terminal, Ctrl-C reaches QEMU too (same process group) and it may exit before we ask it to.
+            if (cancellationToken.IsCancellationRequested) outcome.Force(GuestOutcome.Interrupted, "");
             await stop.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(consoleTask, stderrTask).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
         }
