@@ -9,7 +9,9 @@ internal static class RunCommand
 {
     public static Command Build()
     {
-        var kernel = new Option<string>("--kernel", "-k") { Description = "Kernel image (bzImage, ELF with PVH note, Multiboot, UKI)", Required = true };
+        var kernel = new Option<string?>("--kernel", "-k") { Description = "Kernel image (bzImage, ELF with PVH note, Multiboot, UKI)" };
+        var disk = new Option<string[]>("--disk", "-d") { Description = "Boot what the guest's own boot config on these disks chooses (repeat for several disks)" };
+        var entry = new Option<string?>("--entry") { Description = "With --disk: entry by index, title, id or path" };
         var initrd = new Option<string[]>("--initrd", "-i") { Description = "Initrd; repeat to concatenate several", AllowMultipleArgumentsPerToken = false };
         var module = new Option<string[]>("--module") { Description = "Multiboot module: \"FILE[ ARGS]\"; repeat in order (Xen: dom0 kernel, then its initrd)" };
         var cmdline = new Option<string>("--cmdline", "-c") { Description = "Kernel command line", DefaultValueFactory = _ => "" };
@@ -20,12 +22,15 @@ internal static class RunCommand
         var json = CommonOptions.Json();
         var timeout = new Option<double?>("--timeout") { Description = "Tear the guest down after this many seconds (exit 124)" };
         var command = new Command("run", "Boot a kernel directly under QEMU with the serial console on this terminal");
-        foreach (var o in new Option[] { kernel, initrd, module, cmdline, memory, vcpus, accel, dryRun, json, timeout }) command.Options.Add(o);
+        foreach (var o in new Option[] { kernel, disk, entry, initrd, module, cmdline, memory, vcpus, accel, dryRun, json, timeout }) command.Options.Add(o);
         command.SetAction(parseResult =>
         {
+            var disks = parseResult.GetValue(disk) ?? [];
+            if ((disks.Length == 0) == (parseResult.GetValue(kernel) is null))
+                throw new UsageException("give either --kernel or --disk");
             var request = new BootRequest
             {
-                KernelPath = parseResult.GetValue(kernel)!,
+                KernelPath = parseResult.GetValue(kernel) ?? "",
                 Initrds = parseResult.GetValue(initrd) ?? [],
                 Modules = (parseResult.GetValue(module) ?? []).Select(ParseModule).ToList(),
                 Cmdline = parseResult.GetValue(cmdline) ?? "",
@@ -36,7 +41,21 @@ internal static class RunCommand
             double? seconds = parseResult.GetValue(timeout);
             if (seconds is <= 0) throw new UsageException($"--timeout {seconds} must be positive");
             var runtime = GuestSession.NewRuntime();
-            var plan = DirectBoot.Plan(request, runtime);
+            if (disks.Length > 0)
+            {
+                var chosen = DiskBoot.Prepare(disks, parseResult.GetValue(entry), request.Cmdline, request, runtime, CancellationToken.None);
+                request = chosen.Request;
+                Console.Error.WriteLine($"domboot: {chosen.Menu.ConfigFormat} {chosen.Menu.ConfigPath}: entry {chosen.Entry.Index} \"{chosen.Entry.Title}\" ({chosen.Reason})");
+            }
+            BootPlan plan;
+            try { plan = DirectBoot.Plan(request, runtime); }
+            catch when (disks.Length > 0) { DeleteRuntime(runtime); throw; }
+            if (parseResult.GetValue(dryRun) && disks.Length > 0)
+            {
+                Console.Out.Write(parseResult.GetValue(json) ? BootPlanText.ToJson(plan) + "\n" : BootPlanText.Render(plan));
+                DeleteRuntime(runtime);
+                return 0;
+            }
             if (parseResult.GetValue(dryRun))
             {
                 Console.Out.Write(parseResult.GetValue(json) ? BootPlanText.ToJson(plan) + "\n" : BootPlanText.Render(plan));
@@ -46,6 +65,12 @@ internal static class RunCommand
             return GuestSession.Run(plan, runtime, seconds is { } s ? TimeSpan.FromSeconds(s) : null);
         });
         return command;
+    }
+
+    private static void DeleteRuntime(RuntimePaths runtime)
+    {
+        try { Directory.Delete(runtime.Directory, recursive: true); }
+        catch (IOException) { }
     }
 
     internal static MultibootModule ParseModule(string spec)
