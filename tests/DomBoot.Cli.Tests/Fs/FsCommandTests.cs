@@ -231,6 +231,40 @@ public sealed class FsCommandTests(FsTestImages images) : IClassFixture<FsTestIm
         Assert.Equal(5, JsonDocument.Parse(r.Stdout).RootElement.GetProperty("volume").GetInt32());
     }
 
+    [Theory]
+    [InlineData("mbr")]
+    [InlineData("gpt")]
+    public void HybridIso_WithoutVolume_ReadsTheWholeDiskIso(string scheme)
+    {
+        // xorriso's hybrid layouts: an MBR whose partition 1 is the ISO from sector 0, or a GPT whose partition 1 is
+        // the ISO re-rooted 16 blocks in; each with an appended ESP as partition 2.
+        var efi = images.Scratch($"hybrid-{scheme}-efi.img");
+        Tools.Run("mkfs.vfat", "-C", efi, "1440", "-n", "HYBESP", "-i", "0E0E0E0E");
+        var iso = images.Scratch($"hybrid-{scheme}.iso");
+        var args = new List<string> { "-as", "mkisofs", "-R", "-V", "HYBRID", "--modification-date=2024010203040500" };
+        if (scheme == "gpt") args.AddRange(["-partition_offset", "16", "-append_partition", "2", "0xef", efi, "-appended_part_as_gpt"]);
+        else args.AddRange(["-append_partition", "2", "0xef", efi]);
+        args.AddRange(["-o", iso, images.Source]);
+        Tools.Run("xorriso", args);
+        Assert.Equal(scheme == "gpt" ? "gpt" : "dos", Tools.Run("sfdisk", "--json", iso).Stdout.Contains("\"label\": \"gpt\"", StringComparison.Ordinal) ? "gpt" : "dos");
+        var bigSha = Tools.Sha256(Path.Combine(images.Source, FsTestImages.BigName));
+
+        foreach (var spec in new[] { iso, iso + ":0", iso + ":1" })
+        {
+            var r = DombootProcess.Run("fs", "stat", "--json", spec, "/link");
+            AssertOk(r);
+            var st = JsonDocument.Parse(r.Stdout).RootElement;
+            Assert.Equal("iso9660", st.GetProperty("filesystem").GetString());
+            Assert.Equal("HYBRID", st.GetProperty("label").GetString());
+            Assert.Equal(spec == iso + ":1" ? 1 : 0, st.GetProperty("volume").GetInt32());
+            Assert.Equal(bigSha, Tools.Sha256(DombootBytes.Run("fs", "cat", spec, "/link").Stdout));
+        }
+        var esp = DombootProcess.Run("fs", "stat", "--json", iso + ":2", "/");
+        AssertOk(esp);
+        Assert.Equal("HYBESP", JsonDocument.Parse(esp.Stdout).RootElement.GetProperty("label").GetString());
+        AssertOneLineError(DombootProcess.Run("fs", "ls", iso + ":9"), 66, "0 (vda), 1 (vda1), 2 (vda2)");
+    }
+
     [Fact]
     public void TwoFilesystems_WithoutVolume_Exit64NamingBoth()
     {
