@@ -101,7 +101,10 @@ internal static class FsCommand
             while (offset < node.SizeInBytes)
             {
                 int n = fs.Read(node, offset, buffer.AsSpan(0, (int)Math.Min(buffer.Length, node.SizeInBytes - offset)));
-                if (n <= 0) break;
+                // A reader returns 0 only at the end: stopping early would pass a truncated file off as whole.
+                if (n <= 0)
+                    throw new Formats.Errors.MalformedDataException($"{mounted.Description} {Formats.Errors.Quote.Text(parseResult.GetValue(path)!)}", -1,
+                        string.Create(CultureInfo.InvariantCulture, $"read stops at byte {offset} of {node.SizeInBytes}"));
                 stdout.Write(buffer, 0, n);
                 offset += n;
             }

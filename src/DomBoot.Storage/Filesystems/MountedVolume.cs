@@ -1,5 +1,7 @@
 using System.Globalization;
+using DomBoot.Formats.Binary;
 using DomBoot.Formats.Errors;
+using DomBoot.Storage.Filesystems.Iso9660;
 using DomBoot.Storage.Images;
 using DomBoot.Storage.Partitions;
 
@@ -7,8 +9,9 @@ namespace DomBoot.Storage.Filesystems;
 
 /// <summary>
 /// A guest filesystem opened read-only from "IMAGE[:VOLUME]" (VOLUME = partition number as Linux numbers it, "1",
-/// "5", or its Linux name "vda5"). Without VOLUME: the whole disk when it has no partition table, else the only
-/// volume holding a filesystem. Nothing is mounted and nothing is written.
+/// "5", or its Linux name "vda5"; "0" is the whole disk). Without VOLUME: the whole disk when it has no partition
+/// table or is a hybrid ISO (ISO9660 over the whole disk, as `mount x.iso` and blkid take it), else the only volume
+/// holding a filesystem. Nothing is mounted and nothing is written.
 /// </summary>
 public sealed class MountedVolume : IDisposable
 {
@@ -48,13 +51,20 @@ public sealed class MountedVolume : IDisposable
             var candidates = layout.Volumes.Where(v => v.Kind != VolumeKind.Extended).ToList();
             Volume volume;
             IFileSystem? fs;
+            var whole = layout.Scheme == "none" ? null
+                : new Volume(0, VolumeKind.WholeDisk, 0, image.Reader.Length, null, null, "whole disk", null, false, 0, null,
+                    DiskNames.Linux(0), $"({DiskNames.Grub(0)})");
             if (volumeText is not null)
             {
-                volume = candidates.FirstOrDefault(v =>
+                volume = (volumeText == "0" ? whole : null) ?? candidates.FirstOrDefault(v =>
                     v.LinuxName == volumeText || v.Index.ToString(CultureInfo.InvariantCulture) == volumeText)
                     ?? throw new FileNotFoundException(
-                        $"{path}: no volume {Quote.Text(volumeText)}; it has {string.Join(", ", candidates.Select(v => v.Index + " (" + v.LinuxName + ")"))}");
+                        $"{path}: no volume {Quote.Text(volumeText)}; it has {string.Join(", ", (whole is null ? candidates : candidates.Prepend(whole)).Select(v => v.Index + " (" + v.LinuxName + ")"))}");
                 fs = FileSystemOpener.Open(volume.Open(image.Reader), $"{path}:{volume.Index}");
+            }
+            else if (whole is not null && WholeDiskIso(image.Reader) is { } iso)
+            {
+                (volume, fs) = (whole, iso);
             }
             else
             {
@@ -76,6 +86,16 @@ public sealed class MountedVolume : IDisposable
             image.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A hybrid ISO: ISO9660 volume descriptors at 32 KiB of the partitioned disk itself (ECMA-119 6.2.1).</summary>
+    private static Iso9660FileSystem? WholeDiskIso(IBlockReader disk)
+    {
+        const long SystemAreaBytes = 0x8000;
+        var descriptor = new byte[2048];
+        if (disk.Length < SystemAreaBytes + descriptor.Length) return null;
+        disk.ReadExactly(SystemAreaBytes, descriptor);
+        return Iso9660FileSystem.HasMagic(descriptor) ? Iso9660FileSystem.Open(disk) : null;
     }
 
     public void Dispose() => _image.Dispose();
