@@ -117,19 +117,19 @@ internal static class FsCommand
     {
         var image = Image();
         var path = GuestPath();
-        var noFollow = new Option<bool>("--no-dereference", "-L") { Description = "Describe a symlink itself, not its target" };
+        var follow = new Option<bool>("--dereference", "-L") { Description = "Follow a final symlink (as stat -L); without it a symlink is described itself" };
         var json = CommonOptions.Json();
         var c = new Command("stat", "Describe one file: type, size, mode, owner, time, filesystem");
         c.Arguments.Add(image);
         c.Arguments.Add(path);
-        c.Options.Add(noFollow);
+        c.Options.Add(follow);
         c.Options.Add(json);
         c.SetAction(parseResult =>
         {
             using var mounted = MountedVolume.Open(parseResult.GetValue(image)!);
             var fs = mounted.FileSystem;
             var p = parseResult.GetValue(path)!;
-            var node = PathResolver.Resolve(fs, p, followLast: !parseResult.GetValue(noFollow));
+            var node = PathResolver.Resolve(fs, p, followLast: parseResult.GetValue(follow));
             string? target = node.Type == FsNodeType.Symlink ? fs.ReadLink(node) : null;
             if (parseResult.GetValue(json))
             {
