@@ -147,6 +147,11 @@ internal static class SyslinuxConfig
                 case "DEFAULT":
                     if (_current is not null) _menuDefault = _current;
                     break;
+                case "BEGIN":
+                case "END":
+                    // a submenu's own MENU LABEL / MENU DEFAULT must not land on the LABEL before it
+                    _current = null;
+                    break;
                 case "INCLUDE":
                     Include(ConfigLines.SplitKeyword(arg).Keyword, where, fileName, lineNo, includeStack);
                     break;
