@@ -124,6 +124,34 @@ public class FstabTests
     }
 }
 
+public class FstabSweepTests
+{
+    [Fact]
+    public void Parse_MutationSweepOnlyAllowedExceptions()
+    {
+        const string seed = "UUID=\"a b\" /boot\\040x ext4 subvol=/@/boot,subvolid=5 1 2\nLABEL=r / btrfs defaults 0 0\n/dev/xvda2 /srv xfs defaults\n";
+        var rng = new Random(1234);
+        char[] alphabet = ['\n', ' ', '\\', '0', '7', '9', '=', '"', '/', '\0', '#', 'x'];
+        GuestVolumeInfo[] volumes = [new("(hd0,msdos1)", "vda1", "ext4", "a b", "r", null, null)];
+        for (int n = 0; n < 3000; n++)
+        {
+            char[] chars = seed.ToCharArray();
+            for (int k = 0; k < 4; k++) chars[rng.Next(chars.Length)] = alphabet[rng.Next(alphabet.Length)];
+            try
+            {
+                foreach (FstabEntry e in FstabReader.Parse(new string(chars), "/etc/fstab"))
+                {
+                    _ = FstabReader.FindVolume(e, volumes, _ => null);
+                    _ = FstabReader.SubvolOf(e.MntOps);
+                }
+            }
+            catch (MalformedDataException)
+            {
+            }
+        }
+    }
+}
+
 public class DomuLoaderSpecTests
 {
     [Theory]
