@@ -205,6 +205,36 @@ public class BlsMenuTests
     }
 }
 
+public class BlsSweepTests
+{
+    [Fact]
+    public void Build_MutationSweepOnlyAllowedExceptions()
+    {
+        const string seed = "title T\nversion 6.1~rc1-2^x.3\nsort-key k\nlinux /vmlinuz\ninitrd /a /b\noptions ${kernelopts} $x quiet\n";
+        var rng = new Random(1234);
+        char[] alphabet = ['\n', ' ', '$', '{', '}', '~', '^', '-', '.', '\0', '#', '9', '+'];
+        var env = new Dictionary<string, string> { ["kernelopts"] = "root=/dev/vda1" };
+        for (int n = 0; n < 2000; n++)
+        {
+            char[] chars = seed.ToCharArray();
+            for (int k = 0; k < 4; k++) chars[rng.Next(chars.Length)] = alphabet[rng.Next(alphabet.Length)];
+            string text = new(chars);
+            try
+            {
+                BlsEntry a = BlsEntry.Parse(text, "/loader/entries/a-1.2+0.conf");
+                BlsEntry b = BlsEntry.Parse(text.Replace("6.", "7.", StringComparison.Ordinal), "/loader/entries/b-" + n + ".conf");
+                BootMenu menu = BlsMenu.Build([a, b, BlsEntry.Parse(Seedless, "c.conf")], "default " + text[..Math.Min(8, text.Length)].Replace('\n', '*') + "\n", env);
+                Assert.InRange(menu.DefaultIndex, 0, 2);
+            }
+            catch (MalformedDataException)
+            {
+            }
+        }
+    }
+
+    private const string Seedless = "linux /k\n";
+}
+
 public class UapiVersionTests
 {
     // Each list is in ascending order per the UAPI Version Format Specification.
