@@ -6,7 +6,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DOMBOOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/domboot}
 
 packages=(qemu-system-x86 qemu-utils busybox-static cpio lz4 gzip xz-utils zstd bzip2 lzop
-          fdisk gdisk e2fsprogs xfsprogs btrfs-progs dosfstools mtools xorriso tmux binutils systemd-boot-efi)
+          fdisk gdisk e2fsprogs xfsprogs btrfs-progs dosfstools mtools xorriso tmux binutils systemd-boot-efi
+          xen-utils-4.17)  # xen-utils: Debian's pygrub, the reference the bootloader tests and bench compare with
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -63,4 +64,10 @@ dotnet build domboot.slnx -c Release --no-restore -v quiet -nologo -clp:ErrorsOn
 dotnet publish src/DomBoot.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -o artifacts/domboot.tmp -v quiet -nologo -clp:ErrorsOnly
 rm -rf artifacts/domboot && mv artifacts/domboot.tmp artifacts/domboot
+# `bootloader = "domboot-pygrub"` for Xen's xl: a tiny launcher that calls the pygrub-compatible front end.
+launcher=/usr/local/bin/domboot-pygrub
+if [ -w /usr/local/bin ] || [ "$(id -u)" = 0 ]; then
+  printf '#!/bin/sh\n# installed by domboot scripts/setup.sh: pygrub-compatible bootloader for xl\nexec "%s" bootloader "$@"\n' \
+    "$here/artifacts/domboot/domboot" > "$launcher.tmp" && chmod 755 "$launcher.tmp" && mv "$launcher.tmp" "$launcher"
+fi
 echo "setup: done (cache: $cache)"

@@ -47,12 +47,49 @@ public static class BootDiscovery
             : "grub2";
     }
 
-    public static DiscoveredMenu Discover(GuestDisks disks, BootloaderLimits limits)
+    /// <summary>The volume a guest device name (xvda2, sda2, hda2, vda2, /dev/...) denotes, as the guest's kernel names it.</summary>
+    public static GuestVolumeInfo? VolumeForGuestDevice(GuestDisks disks, string name)
+    {
+        ArgumentNullException.ThrowIfNull(disks);
+        ArgumentNullException.ThrowIfNull(name);
+        var dev = name.StartsWith("/dev/", StringComparison.Ordinal) ? name : "/dev/" + name;
+        return Fstab.Fstab.FindVolume(new Fstab.FstabEntry(dev, "/", "auto", "defaults", 0, 0, "--root"), disks.Volumes, null);
+    }
+
+    /// <summary>
+    /// domUloader's rule: with the guest's root device known, its /etc/fstab says which volume holds /boot; search
+    /// that volume first, then the root, then the rest.
+    /// </summary>
+    public static IReadOnlyList<GuestVolume> SearchOrder(GuestDisks disks, string? rootDevice, BootloaderLimits limits, List<string> notes)
+    {
+        ArgumentNullException.ThrowIfNull(disks);
+        ArgumentNullException.ThrowIfNull(notes);
+        if (rootDevice is null) return disks.GuestVolumes;
+        var root = VolumeForGuestDevice(disks, rootDevice)
+            ?? throw new FileNotFoundException($"--root {rootDevice}: no such volume with a filesystem; volumes are {string.Join(", ", disks.Volumes.Select(v => v.LinuxName))}");
+        var order = new List<GuestVolume>();
+        var fstabPath = new GuestPath(root.GrubDevice, "/etc/fstab");
+        if (disks.ReadFile(fstabPath, limits.MaxConfigBytes) is { } bytes)
+        {
+            var entries = Fstab.Fstab.Parse(System.Text.Encoding.UTF8.GetString(bytes), root.LinuxName + ":/etc/fstab");
+            if (Fstab.Fstab.BootMountFor(entries) is { } mount && Fstab.Fstab.FindVolume(mount, disks.Volumes, null) is { } boot)
+            {
+                notes.Add($"{root.LinuxName}:/etc/fstab mounts {mount.File} from {mount.Spec} = {boot.LinuxName}");
+                order.AddRange(disks.GuestVolumes.Where(v => v.Info == boot));
+            }
+        }
+        order.AddRange(disks.GuestVolumes.Where(v => v.Info == root && !order.Contains(v)));
+        order.AddRange(disks.GuestVolumes.Where(v => !order.Contains(v)));
+        return order;
+    }
+
+    public static DiscoveredMenu Discover(GuestDisks disks, BootloaderLimits limits, string? rootDevice = null)
     {
         ArgumentNullException.ThrowIfNull(disks);
         ArgumentNullException.ThrowIfNull(limits);
         var problems = new List<string>();
-        foreach (var vol in disks.GuestVolumes)
+        var notes = new List<string>();
+        foreach (var vol in SearchOrder(disks, rootDevice, limits, notes))
         {
             var dev = vol.Info.GrubDevice;
             disks.SetDefaultDevice(dev);
@@ -69,7 +106,7 @@ public static class BootDiscovery
                 if (!present) continue;
                 disks.SetDefaultDevice(dev);
                 var menu = evaluate();
-                if (menu.Entries.Count > 0) return new DiscoveredMenu(menu, dev);
+                if (menu.Entries.Count > 0) return new DiscoveredMenu(notes.Count == 0 ? menu : menu with { Warnings = [.. notes, .. menu.Warnings] }, dev);
                 problems.Add($"{dev}{path}: no boot entries");
             }
         }

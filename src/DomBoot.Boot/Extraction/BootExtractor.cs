@@ -90,7 +90,7 @@ public static class BootExtractor
     private static FileStream Open(string path) => new(path, FileMode.Open, FileAccess.Write, FileShare.None, 1 << 16);
 
     /// <summary>mkstemp: a new 0600 file with 8 random characters after the prefix.</summary>
-    private static string CreateUnique(string dir, string prefix, List<string> created)
+    public static string CreateUnique(string dir, string prefix, List<string> created)
     {
         for (int attempt = 0; attempt < 100; attempt++)
         {

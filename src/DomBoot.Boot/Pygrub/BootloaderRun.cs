@@ -16,6 +16,9 @@ public sealed record BootloaderOptions
     public string? Ramdisk { get; init; }
     public string? Args { get; init; }
     public long? Offset { get; init; }
+
+    /// <summary>domUloader --root=DEV: the guest's root device; its /etc/fstab locates /boot.</summary>
+    public string? Root { get; init; }
     public bool NotReally { get; init; }
     public string OutputFormat { get; init; } = "sxp";
     public string OutputDirectory { get; init; } = "/var/run/xen/pygrub";
@@ -57,9 +60,27 @@ public static class BootloaderRun
             };
             reason = "--kernel given";
         }
+        else if (o.Entry is { } spec0 && (spec0.StartsWith('/') || spec0.Contains(":/", StringComparison.Ordinal)))
+        {
+            // domUloader's explicit entry: [dev:]/kernel[,/initrd], dev as the guest names it.
+            var d = Fstab.DomuLoaderSpec.Parse(spec0);
+            var vol = d.Device is null
+                ? disks.GuestVolumes.FirstOrDefault(v => disks.FileExists(new GuestPath(v.Info.GrubDevice, d.Kernel)))?.Info
+                : BootDiscovery.VolumeForGuestDevice(disks, d.Device);
+            if (vol is null) throw new FileNotFoundException($"--entry {spec0}: {(d.Device is null ? d.Kernel + " is on no guest volume" : "no volume " + d.Device)}");
+            entry = new BootEntry
+            {
+                Index = 0,
+                Title = spec0,
+                Kernel = new GuestPath(vol.GrubDevice, d.Kernel),
+                Initrds = d.Initrd is null ? [] : [new GuestPath(vol.GrubDevice, d.Initrd)],
+                Source = "--entry",
+            };
+            reason = "domUloader entry " + spec0;
+        }
         else
         {
-            var found = BootDiscovery.Discover(disks, o.Limits);
+            var found = BootDiscovery.Discover(disks, o.Limits, o.Root);
             menu = found.Menu;
             disks.SetDefaultDevice(found.Device);
             var picked = o.Entry is null ? interactiveChoice?.Invoke(menu) : null;

@@ -26,13 +26,15 @@ internal static class BootloaderCommand
         var kernel = new Option<string?>("--kernel") { Description = "Boot this guest path, no config" };
         var ramdisk = new Option<string?>("--ramdisk") { Description = "Initrd guest path with --kernel" };
         var args = new Option<string?>("--args") { Description = "Appended to the entry's command line (the whole line with --kernel)" };
+        var root = new Option<string?>("--root") { Description = "domUloader: the guest's root device (xvda2); its /etc/fstab says where /boot is" };
+        var runas = new Option<string?>("--runas") { Description = "Parse the guest as this unprivileged user in a child process (needs -q or --entry)" };
         var isConfig = new Option<bool>("--isconfig") { Description = "DISK is a config file on the host: print what it boots" };
         var debug = new Option<bool>("--debug") { Description = "Accepted for pygrub compatibility (use --verbose)" };
         var maxKernel = new Option<long>("--max-kernel-size") { Description = "Largest kernel copied, bytes", DefaultValueFactory = _ => 1L << 30 };
         var maxInitrd = new Option<long>("--max-initrd-size") { Description = "Largest initrd copied, bytes", DefaultValueFactory = _ => 1L << 30 };
         var command = new Command("bootloader", "Find the kernel, initrd and command line the guest's own boot config chooses (pygrub compatible)");
         command.Arguments.Add(disk);
-        foreach (var o in new Option[] { quiet, interactive, list, notReally, output, format, outDir, offset, entry, kernel, ramdisk, args, isConfig, debug, maxKernel, maxInitrd })
+        foreach (var o in new Option[] { quiet, interactive, list, notReally, output, format, outDir, offset, entry, kernel, ramdisk, args, root, runas, isConfig, debug, maxKernel, maxInitrd })
             command.Options.Add(o);
         command.SetAction(parseResult =>
         {
@@ -49,7 +51,7 @@ internal static class BootloaderCommand
             if (parseResult.GetValue(list))
             {
                 using var guest = GuestDisks.Open(disks, parseResult.GetValue(offset));
-                Console.Out.Write(BootloaderRun.ListEntries(BootDiscovery.Discover(guest, limits).Menu));
+                Console.Out.Write(BootloaderRun.ListEntries(BootDiscovery.Discover(guest, limits, parseResult.GetValue(root)).Menu));
                 return 0;
             }
             bool wantMenu = !parseResult.GetValue(quiet) && parseResult.GetValue(entry) is null && parseResult.GetValue(kernel) is null
@@ -62,12 +64,34 @@ internal static class BootloaderCommand
                 Ramdisk = parseResult.GetValue(ramdisk),
                 Args = parseResult.GetValue(args),
                 Offset = parseResult.GetValue(offset),
+                Root = parseResult.GetValue(root),
                 NotReally = parseResult.GetValue(notReally),
                 OutputFormat = parseResult.GetValue(format)!,
                 OutputDirectory = parseResult.GetValue(outDir)!,
                 Limits = limits,
             };
-            var result = BootloaderRun.Run(options, wantMenu ? TerminalMenu.Choose : null, CancellationToken.None);
+            BootloaderResult result;
+            if (parseResult.GetValue(runas) is { } user)
+            {
+                if (!parseResult.GetValue(quiet) && options.Entry is null && options.Kernel is null)
+                    throw new UsageException("--runas needs -q or --entry (the menu cannot run in the child)");
+                if (parseResult.GetValue(notReally)) throw new UsageException("--runas and --not-really cannot be combined");
+                var pass = new List<string>();
+                void Pass(string name, object? value) { if (value is not null) pass.Add($"{name}={Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)}"); }
+                Pass("--entry", options.Entry);
+                Pass("--kernel", options.Kernel);
+                Pass("--ramdisk", options.Ramdisk);
+                Pass("--args", options.Args);
+                Pass("--offset", options.Offset);
+                Pass("--root", options.Root);
+                Pass("--max-kernel-size", limits.MaxKernelBytes);
+                Pass("--max-initrd-size", limits.MaxInitrdBytes);
+                result = Deprivileged.Run(user, options, pass);
+            }
+            else
+            {
+                result = BootloaderRun.Run(options, wantMenu ? TerminalMenu.Choose : null, CancellationToken.None);
+            }
             try
             {
                 WriteRecord(parseResult.GetValue(output), result.Record);

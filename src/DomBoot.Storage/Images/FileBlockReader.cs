@@ -15,7 +15,10 @@ public sealed class FileBlockReader : IBlockReader, IDisposable
     public FileBlockReader(string path)
     {
         Path = path;
-        _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        // "/dev/fd/N": an inherited descriptor (the deprivileged bootloader child reads the disk its parent opened).
+        _handle = path.StartsWith("/dev/fd/", StringComparison.Ordinal) && int.TryParse(path["/dev/fd/".Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd) && fd > 2
+            ? new SafeFileHandle(fd, ownsHandle: false)
+            : File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         long len = RandomAccess.GetLength(_handle);
         if (len == 0 && path.StartsWith("/dev/", StringComparison.Ordinal))
             len = BlockDeviceSize(path);
