@@ -27,6 +27,26 @@ public sealed class RunCommandTests : IDisposable
         Assert.Matches($"domboot demo: guest kernel {release.Replace(".", "\\.", StringComparison.Ordinal)} is up after [0-9.]+ s", r.Stdout);
         Assert.Contains("guest powered off", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("accelerator tcg", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("GPT disk with ext4 /boot; grub2 /grub/grub.cfg chose entry 0 \"Debian GNU/Linux\"", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RunDisk_BootsWhatTheGuestsGrubCfgChooses()
+    {
+        Tools.Require("qemu-system-x86_64");
+        Tools.Require("mkfs.ext4");
+        var release = File.ReadAllText(Path.Combine(Cache.Root, "kernel", "release")).Trim();
+        var disk = _dir.File("debian-like.img");
+        var init = "#!/bin/sh\n/bin/busybox mount -t proc proc /proc\necho \"RUN-DISK-MARKER cmdline=$(/bin/busybox cat /proc/cmdline)\"\n/bin/busybox poweroff -f\n";
+        DomBoot.Engine.Demo.DemoDisk.Build(disk, Cache.Kernel, release, DomBoot.Engine.Demo.DemoGuest.BuildInitramfs(Cache.Busybox, init));
+        var r = DombootProcess.Run("run", "--disk", disk, "--memory", "256", "--accel", "tcg");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains($"RUN-DISK-MARKER cmdline=root=UUID={DomBoot.Engine.Demo.DemoDisk.RootUuid} ro console=ttyS0 quiet panic=-1", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("entry 0 \"Debian GNU/Linux\"", r.Stderr, StringComparison.Ordinal);
+
+        // The recovery entry by its GRUB path: the guest sees that entry's command line.
+        var rec = DombootProcess.Run("run", "--disk", disk, "--entry", $"Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux {release} (recovery mode)", "--memory", "256", "--accel", "tcg", "--timeout", "120");
+        Assert.Contains($"RUN-DISK-MARKER cmdline=root=UUID={DomBoot.Engine.Demo.DemoDisk.RootUuid} ro single console=ttyS0", rec.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
