@@ -182,7 +182,12 @@ internal sealed partial class Grub2Evaluator
             if (s.Initrds.Count > 0)
             {
                 text.Append("initrd");
-                foreach (var i in s.Initrds) text.Append(' ').Append(SingleQuote(device + BlsPath(device, dir, i)));
+                foreach (var i in s.Initrds)
+                {
+                    // "$tuned_initrd" and the like expand at boot time; an empty value adds nothing
+                    if (i.StartsWith('$')) text.Append(' ').Append(i);
+                    else text.Append(' ').Append(SingleQuote(device + BlsPath(device, dir, i)));
+                }
                 text.Append('\n');
             }
             Grub2Script script;

@@ -247,9 +247,11 @@ internal sealed partial class Grub2Evaluator
     internal static string CommandLine(IEnumerable<string> args)
     {
         var sb = new StringBuilder();
+        bool first = true;
         foreach (var a in args)
         {
-            if (sb.Length > 0) sb.Append(' ');
+            if (!first) sb.Append(' ');
+            first = false;
             bool space = a.Contains(' ', StringComparison.Ordinal);
             if (space) sb.Append('"');
             for (int i = 0; i < a.Length; i++)

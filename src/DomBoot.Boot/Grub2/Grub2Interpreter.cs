@@ -89,7 +89,7 @@ internal sealed partial class Grub2Evaluator
         "insmod", "rmmod", "echo", "terminal_output", "terminal_input", "terminal", "loadfont", "gfxmode",
         "background_image", "background_color", "play", "clear", "sleep", "boot", "save_env", "set_background_color",
         "serial", "cryptomount", "lsmod", "ls", "videoinfo", "gfxpayload", "reboot", "halt", "tr", "loopback",
-        "hashsum", "verify_detached", "trust", "distrust", "password", "password_pbkdf2", "keymap", "smbios",
+        "fwsetup", "hashsum", "verify_detached", "trust", "distrust", "password", "password_pbkdf2", "keymap", "smbios",
     };
 
     public Grub2Evaluator(Grub2Options options, IGuestFiles files)
@@ -104,13 +104,14 @@ internal sealed partial class Grub2Evaluator
         string? rootDevice = StripParens(_files.DefaultDevice);
         if (!string.IsNullOrEmpty(rootDevice)) InitVar(scope, "root", rootDevice);
         string dir = DirectoryOf(configPath);
-        InitVar(scope, "prefix", (string.IsNullOrEmpty(rootDevice) ? "" : "(" + rootDevice + ")") + dir);
+        string devPrefix = string.IsNullOrEmpty(rootDevice) ? "" : "(" + rootDevice + ")";
+        InitVar(scope, "prefix", devPrefix + dir);
         InitVar(scope, "grub_platform", _options.Platform);
         InitVar(scope, "grub_cpu", _options.Cpu);
         foreach (var f in new[] { "menuentry_id", "all_video_module", "default_font_path", "platform_search_hint", "timeout_style", "200_final", "nativedisk_cmd", "chainloader_bpb", "ntldr" })
             InitVar(scope, "feature_" + f, "y");
-        InitVar(scope, "config_directory", dir);
-        InitVar(scope, "config_file", configPath);
+        InitVar(scope, "config_directory", devPrefix + dir);
+        InitVar(scope, "config_file", devPrefix + configPath);
         var (menu, finalScope, finalFile) = RunMenuFile(configText, configPath, scope, 0);
 
         var tree = BuildLevel(menu, finalScope, [], 0);
