@@ -74,6 +74,8 @@ internal sealed class Grub2TreeItem
 internal sealed partial class Grub2Evaluator
 {
     private const int MaxWarnings = 100;
+    private const int MaxExecDepth = 400;
+    private int _execDepth;
     private readonly Grub2Options _options;
     private readonly IGuestFiles _files;
     private readonly Dictionary<string, IReadOnlyList<Grub2Node>> _functions = new(StringComparer.Ordinal);
@@ -227,12 +229,22 @@ internal sealed partial class Grub2Evaluator
 
     private Grub2Flow ExecList(IReadOnlyList<Grub2Node> list, Grub2Context ctx)
     {
-        foreach (var node in list)
+        // function calls, sources and nested blocks all recurse here: bound the host stack
+        if (++_execDepth > MaxExecDepth)
+            throw new MalformedDataException(ctx.File, -1, $"script nesting (blocks, function calls, sourced files) deeper than {MaxExecDepth}");
+        try
         {
-            var flow = Exec(node, ctx);
-            if (flow != Grub2Flow.Normal) return flow;
+            foreach (var node in list)
+            {
+                var flow = Exec(node, ctx);
+                if (flow != Grub2Flow.Normal) return flow;
+            }
+            return Grub2Flow.Normal;
         }
-        return Grub2Flow.Normal;
+        finally
+        {
+            _execDepth--;
+        }
     }
 
     private Grub2Flow Exec(Grub2Node node, Grub2Context ctx)

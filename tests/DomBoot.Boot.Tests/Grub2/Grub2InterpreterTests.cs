@@ -304,7 +304,7 @@ public sealed class Grub2InterpreterTests
         { "linux /k \"x=$v\"", "\"x=1 2\"" },
         { "linux /k x=$v", "x=1 2" },
         { "linux /k '$v'", "$v" },
-        { "linux /k a\\ b", "a \"b\"".Replace("\"b\"", "b", StringComparison.Ordinal).Replace("a b", "\"a b\"", StringComparison.Ordinal) },
+        { "linux /k a\\ b", "\"a b\"" },
         { "linux /k \"q\\\"uote\"", "q\\\"uote" },
         { "linux /k \"LABEL=CentOS\\x207\"", "LABEL=CentOS\\x207" },
         { "linux /k a;   echo hi", "a" },
@@ -425,6 +425,22 @@ public sealed class Grub2InterpreterTests
     {
         var ex = Assert.Throws<MalformedDataException>(() => Eval("for i in 1 2 3 4 5 6; do menuentry $i { linux /k }; done\n", options: new Grub2Options { MaxEntries = 5 }));
         Assert.Contains("more than 5 menu entries", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_DeepNesting_Refused()
+    {
+        string text = string.Concat(Enumerable.Repeat("if true; then\n", 5000)) + string.Concat(Enumerable.Repeat("fi\n", 5000));
+        var ex = Assert.Throws<ConfigSyntaxException>(() => Eval(text));
+        Assert.Equal($"{Cfg}:100:4: nesting deeper than 100", ex.Message);
+    }
+
+    [Fact]
+    public void Evaluate_DeepFunctionAndBlockNesting_Bounded()
+    {
+        string nested = string.Concat(Enumerable.Repeat("if true; then ", 90)) + "f" + string.Concat(Enumerable.Repeat("; fi", 90));
+        var ex = Assert.Throws<MalformedDataException>(() => Eval($"function f {{ {nested}; }}\nf\n"));
+        Assert.Contains("deeper than 400", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
