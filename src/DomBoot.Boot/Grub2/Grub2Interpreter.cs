@@ -132,7 +132,7 @@ internal sealed partial class Grub2Evaluator
             string origin = DescribeOrigin(finalScope, "default");
             if (string.IsNullOrEmpty(spec))
             {
-                reason = "default unset -> entry 0";
+                reason = "default unset -> " + string.Join(" > ", parts);
                 if (defaultIndex < 0) defaultIndex = 0;
             }
             else if (defaultIndex < 0)
@@ -142,7 +142,8 @@ internal sealed partial class Grub2Evaluator
             }
             else
             {
-                reason = $"default={Quote.Text(spec)}{origin} -> {string.Join(" > ", parts)}";
+                reason = $"default={Quote.Text(spec)}{origin} -> {string.Join(" > ", parts)}"
+                    + (_rhbootSelection ? " (rhboot GRUB: id and title before number)" : "");
             }
             string? fallback = finalScope.Get("fallback");
             if (!string.IsNullOrWhiteSpace(fallback))

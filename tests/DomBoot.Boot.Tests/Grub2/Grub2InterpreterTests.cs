@@ -90,6 +90,8 @@ public sealed class Grub2InterpreterTests
         { "xen-gnulinux-simple-" + Uuid, 4 },
         { "Advanced options for Debian GNU/Linux>1", 2 },
         { "0x2", 4 },
+        { "010", 0 },               // octal 8: out of range -> 0
+        { "2 Debian GNU/Linux", 4 }, // grub_strtoul ignores what follows the number
         { "no such entry", 0 },
         { "17", 0 },
         { "1>9", 1 },
