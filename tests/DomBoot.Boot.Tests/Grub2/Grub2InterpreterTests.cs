@@ -572,3 +572,83 @@ public sealed class Grub2InterpreterTests
         }
     }
 }
+
+public sealed class Grub2InterpreterDetailTests
+{
+    private const string Cfg = "/boot/grub/grub.cfg";
+
+    private static BootMenu Eval(string text, FakeGuestFiles? files = null) =>
+        Grub2Interpreter.Evaluate(text, Cfg, files ?? Grub2Samples.DebianDisk());
+
+    [Fact]
+    public void Evaluate_DefaultReasonNamesTheChain()
+    {
+        var files = Grub2Samples.DebianDisk(FakeGuestFiles.GrubEnv("saved_entry=1>1"));
+        var m = Eval("load_env\nset default=\"${saved_entry}\"\nmenuentry a { linux /a }\nsubmenu 'S' { menuentry b { linux /b }\nmenuentry c { linux /c } }\n", files);
+        Assert.Equal(2, m.DefaultIndex);
+        Assert.Equal(
+            "default=\"1>1\" (set at /boot/grub/grub.cfg:2 from $saved_entry (grubenv (hd0,gpt2)/boot/grub/grubenv)) -> item 1 \"S\" > item 1 \"c\"",
+            m.DefaultReason);
+    }
+
+    [Fact]
+    public void Evaluate_LoadEnvFileOptionWhitelistAndEscapes()
+    {
+        var env = FakeGuestFiles.GrubEnv("a=one\\\\two", "b=x\\\ny", "c=skipped");
+        var files = Grub2Samples.DebianDisk().Add("(hd0,gpt1)", "/EFI/debian/grubenv", env);
+        var m = Eval("load_env -f (hd0,gpt1)/EFI/debian/grubenv a b\nmenuentry t { linux /k \"$a\" \"$b\" \"$c\" }\n", files);
+        Assert.Equal("one\\\\two x\ny ", m.Entries[0].Args); // a newline is not a space: GRUB does not quote it
+    }
+
+    [Fact]
+    public void Evaluate_SearchPrefersHintedVolume()
+    {
+        var files = new FakeGuestFiles("(hd0,gpt1)")
+            .Volume("(hd0,gpt1)", "vda1", "dup")
+            .Volume("(hd1,gpt1)", "vdb1", "dup");
+        var m = Eval("search --fs-uuid --set=root --hint-bios=hd1,gpt1 dup\nmenuentry t { linux /k }\n", files);
+        Assert.Equal("(hd1,gpt1)", m.Entries[0].Kernel!.Device);
+    }
+
+    [Fact]
+    public void Evaluate_SyntaxErrorInSourcedFileNamesThatFile()
+    {
+        var files = Grub2Samples.DebianDisk().Add("(hd0,gpt2)", "/boot/grub/bad.cfg", "echo ok\n  menuentry \"x { linux /k }\n");
+        var ex = Assert.Throws<ConfigSyntaxException>(() => Eval("source /boot/grub/bad.cfg\n", files));
+        Assert.Equal("(hd0,gpt2)/boot/grub/bad.cfg:2:13: unterminated double quote", ex.Message);
+    }
+
+    [Fact]
+    public void Evaluate_Blscfg_TitleFallbackVersionlessFirstAndTunedInitrd()
+    {
+        var files = new FakeGuestFiles("(hd0,gpt2)")
+            .Volume("(hd0,gpt2)", "vda2", "u2")
+            .Add("(hd0,gpt2)", "/loader/entries/a-6.0.conf", "version 6.0\nlinux /vmlinuz-6.0\ninitrd /initramfs-6.0.img $tuned_initrd\noptions ro\n")
+            .Add("(hd0,gpt2)", "/loader/entries/b.conf", "title no version\nlinux /vmlinuz-b\n");
+        var m = Eval("set tuned_initrd=/tuned.img\nblscfg\n", files);
+        Assert.Equal(["no version", "/vmlinuz-6.0"], m.Entries.Select(e => e.Title));
+        Assert.Equal([new GuestPath("(hd0,gpt2)", "/initramfs-6.0.img"), new GuestPath("(hd0,gpt2)", "/tuned.img")], m.Entries[1].Initrds);
+        Assert.Equal("a-6.0", m.Entries[1].Id);
+    }
+
+    [Theory]
+    [InlineData("5.14.0-362.24.1.el9_3", "5.14.0-362.8.1.el9_3", 1)]
+    [InlineData("6.1", "6.1.0", -1)]
+    [InlineData("1.0~rc1", "1.0", -1)]
+    [InlineData("1.0^git1", "1.0", 1)]
+    [InlineData("0-rescue-abc", "5.14", -1)]
+    [InlineData("1.01", "1.1", 0)]
+    [InlineData("a", "1", -1)]
+    public void RpmVersion_ComparesLikeRpmvercmp(string a, string b, int expected)
+    {
+        Assert.Equal(expected, RpmVersion.Compare(a, b));
+        Assert.Equal(-expected, RpmVersion.Compare(b, a));
+    }
+
+    [Fact]
+    public void Evaluate_ForLoopAndReturn()
+    {
+        var m = Eval("function pick { if [ \"$1\" = b ]; then return 0; fi\nreturn 1; }\nfor k in a b c; do if pick $k; then menuentry \"$k\" { linux /$k }; fi; done\n");
+        Assert.Equal(["b"], m.Entries.Select(e => e.Title));
+    }
+}
