@@ -134,7 +134,7 @@ internal sealed partial class Grub2Evaluator
         {
             foreach (var d in dirs)
             {
-                names = _files.ListDirectory(new GuestPath(dev, d)).Where(n => n.Length > 5 && n.EndsWith(".conf", StringComparison.Ordinal)).ToList();
+                names = _files.ListDirectory(new GuestPath(dev, d)).Where(n => n.Length > 5 && n[0] != '.' && n.EndsWith(".conf", StringComparison.Ordinal)).ToList();
                 if (names.Count > 0)
                 {
                     device = dev;

@@ -21,7 +21,7 @@ internal sealed partial class Grub2Evaluator
             return null;
         }
         if (size > _options.MaxConfigBytes)
-            throw new MalformedDataException(path.ToString(), -1, $"{command} file is {size} bytes, larger than the limit of {_options.MaxConfigBytes}");
+            throw new MalformedDataException(Quote.Text(path.ToString()), -1, $"{command} file is {size} bytes, larger than the limit of {_options.MaxConfigBytes}");
         return path;
     }
 
@@ -100,7 +100,7 @@ internal sealed partial class Grub2Evaluator
         if (size is null) return;
         if (size > _options.MaxEnvBytes)
         {
-            Warn($"grubenv {path} is {size} bytes, larger than the limit of {_options.MaxEnvBytes}; ignored");
+            Warn($"grubenv {Quote.Text(path.ToString())} is {size} bytes, larger than the limit of {_options.MaxEnvBytes}; ignored");
             return;
         }
         byte[]? bytes = _files.ReadFile(path, _options.MaxEnvBytes);
@@ -108,7 +108,7 @@ internal sealed partial class Grub2Evaluator
         var vars = Grub2EnvBlock.Parse(bytes);
         if (vars is null)
         {
-            Warn($"grubenv {path} does not start with \"# GRUB Environment Block\"; ignored");
+            Warn($"grubenv {Quote.Text(path.ToString())} does not start with \"# GRUB Environment Block\"; ignored");
             return;
         }
         foreach (var (name, value) in vars)

@@ -581,7 +581,25 @@ internal sealed partial class Grub2Evaluator
         "=", "==", "!=", "<", ">", "<=", ">=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-pgt", "-plt", "-nt", "-ot",
     };
 
+    private int _testDepth;
+
     private bool TestUnary(List<string> a, ref int pos, Grub2Context ctx)
+    {
+        if (++_testDepth > MaxTestDepth)
+            throw new MalformedDataException(ctx.File, -1, $"test expression nested deeper than {MaxTestDepth}");
+        try
+        {
+            return TestUnaryCore(a, ref pos, ctx);
+        }
+        finally
+        {
+            _testDepth--;
+        }
+    }
+
+    private const int MaxTestDepth = 100;
+
+    private bool TestUnaryCore(List<string> a, ref int pos, Grub2Context ctx)
     {
         Step();
         if (pos >= a.Count) return false;

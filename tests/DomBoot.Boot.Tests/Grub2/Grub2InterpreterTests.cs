@@ -651,4 +651,40 @@ public sealed class Grub2InterpreterDetailTests
         var m = Eval("function pick { if [ \"$1\" = b ]; then return 0; fi\nreturn 1; }\nfor k in a b c; do if pick $k; then menuentry \"$k\" { linux /$k }; fi; done\n");
         Assert.Equal(["b"], m.Entries.Select(e => e.Title));
     }
+
+    [Fact]
+    public void Evaluate_EfiAndLegacyLoaderCommands()
+    {
+        var m = Eval("""
+            menuentry 'RHEL 7 EFI' { linuxefi /vmlinuz-3.10 root=/dev/sda2 ro LANG=en_US.UTF-8
+            initrdefi /initramfs-3.10.img }
+            menuentry 'memtest' { linux16 /memtest86+.bin }
+            menuentry 'CentOS 7 BIOS' { linux16 /vmlinuz-3.10 ro; initrd16 /initramfs-3.10.img }
+            menuentry 'orphan initrd' { initrd /i.img }
+            """);
+        Assert.Equal("root=/dev/sda2 ro LANG=en_US.UTF-8", m.Entries[0].Args);
+        Assert.Equal([new GuestPath("(hd0,gpt2)", "/initramfs-3.10.img")], m.Entries[0].Initrds);
+        Assert.Equal(new GuestPath("(hd0,gpt2)", "/memtest86+.bin"), m.Entries[1].Kernel);
+        Assert.Equal([new GuestPath("(hd0,gpt2)", "/initramfs-3.10.img")], m.Entries[2].Initrds);
+        Assert.Null(m.Entries[3].Kernel);
+        Assert.Empty(m.Entries[3].Initrds);
+        Assert.Contains(m.Warnings, w => w.Contains("load the kernel first", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Evaluate_TooManyVariables_Bounded()
+    {
+        var text = string.Concat(Enumerable.Range(0, 5000).Select(i => $"v{i}=x\n"));
+        var ex = Assert.Throws<MalformedDataException>(() => Eval(text));
+        Assert.Contains("more than 4096 variables", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_DeepTestExpression_Bounded()
+    {
+        string nots = string.Concat(Enumerable.Repeat("! ", 100_000));
+        var ex = Assert.Throws<MalformedDataException>(() => Eval($"if [ {nots} x ]; then true; fi\n"));
+        Assert.Contains("test expression nested deeper than 100", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("y", Eval("if [ ! ! ( x = x -a ! ( a = b ) ) ]; then r=y; fi\nmenuentry t { linux /k $r }\n").Entries[0].Args);
+    }
 }
