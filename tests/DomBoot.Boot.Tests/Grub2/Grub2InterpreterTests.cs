@@ -687,4 +687,36 @@ public sealed class Grub2InterpreterDetailTests
         Assert.Contains("test expression nested deeper than 100", ex.Message, StringComparison.Ordinal);
         Assert.Equal("y", Eval("if [ ! ! ( x = x -a ! ( a = b ) ) ]; then r=y; fi\nmenuentry t { linux /k $r }\n").Entries[0].Args);
     }
+
+    [Fact]
+    public void Evaluate_TruncationAndGarbageSweep_OnlyAllowedExceptions()
+    {
+        string debian = Grub2Samples.Debian12("${saved_entry}");
+        for (int len = 0; len <= debian.Length; len += 61)
+            TryEval(debian[..len], Grub2Samples.DebianDisk(FakeGuestFiles.GrubEnv("saved_entry=1>0")));
+        for (int len = 0; len <= Grub2Samples.FedoraBls.Length; len += 53)
+            TryEval(Grub2Samples.FedoraBls[..len], Grub2Samples.FedoraDisk(null));
+        var rng = new Random(1234);
+        const string pieces = "{}'\"$;\n\\#>[]()=! \t\0\r-a-o-f-z";
+        for (int iter = 0; iter < 300; iter++)
+        {
+            var chars = new char[rng.Next(1, 200)];
+            for (int i = 0; i < chars.Length; i++) chars[i] = pieces[rng.Next(pieces.Length)];
+            TryEval("menuentry x {\n" + new string(chars), Grub2Samples.DebianDisk());
+            TryEval(new string(chars) + "\nmenuentry y { linux /k $a }\n", Grub2Samples.DebianDisk());
+        }
+    }
+
+    private static void TryEval(string text, FakeGuestFiles files)
+    {
+        try
+        {
+            var m = Grub2Interpreter.Evaluate(text, Cfg, files, new Grub2Options { MaxSteps = 20_000 });
+            Assert.InRange(m.DefaultIndex, -1, Math.Max(0, m.Entries.Count - 1));
+        }
+        catch (MalformedDataException)
+        {
+            // allowed: syntax error or a limit
+        }
+    }
 }
