@@ -111,14 +111,19 @@ internal sealed partial class Grub2Evaluator
     private void Blscfg(Grub2Context ctx, Grub2Node node)
     {
         _status = false;
+        _rhbootSelection = true;
         if (ctx.Menu is null)
         {
             Warn($"{Loc(ctx, node)}: blscfg inside a menu entry ignored");
             return;
         }
         var candidates = new List<string>();
-        string? root = ctx.Scope.Get("root");
-        if (!string.IsNullOrEmpty(root)) candidates.Add("(" + root + ")");
+        // blscfg reads the entries from $boot (BIOS build); $root and every volume are our fallbacks
+        foreach (var name in new[] { "boot", "root" })
+        {
+            string? dev = ctx.Scope.Get(name);
+            if (!string.IsNullOrEmpty(dev) && !candidates.Contains("(" + dev + ")")) candidates.Add("(" + dev + ")");
+        }
         foreach (var v in _files.Volumes)
             if (!candidates.Contains(v.GrubDevice)) candidates.Add(v.GrubDevice);
         string? blsdir = ctx.Scope.Get("blsdir");
@@ -129,7 +134,7 @@ internal sealed partial class Grub2Evaluator
         {
             foreach (var d in dirs)
             {
-                names = _files.ListDirectory(new GuestPath(dev, d)).Where(n => n.Length > 5 && n.EndsWith(".conf", StringComparison.Ordinal)).ToList();
+                names = _files.ListDirectory(new GuestPath(dev, d)).Where(n => n.Length > 5 && n[0] != '.' && n.EndsWith(".conf", StringComparison.Ordinal)).ToList();
                 if (names.Count > 0)
                 {
                     device = dev;
@@ -168,21 +173,29 @@ internal sealed partial class Grub2Evaluator
             }
             snippets.Add(s);
         }
+        // bls_cmp sorts ascending (an entry without version counts as newer), blscfg then adds from the end
         snippets.Sort((a, b) =>
         {
+            if (a.Version is not null && b.Version is null) return 1;
+            if (a.Version is null && b.Version is not null) return -1;
             int c = RpmVersion.Compare(b.Version ?? "", a.Version ?? "");
             return c != 0 ? c : RpmVersion.Compare(b.Id, a.Id);
         });
+        string? root = ctx.Scope.Get("root");
+        string rootDevice = string.IsNullOrEmpty(root) ? device : "(" + root + ")";
         foreach (var s in snippets)
         {
             string file = $"{device}{dir}/{s.Id}.conf";
-            string kernel = BlsPath(device, dir, s.Linux);
+            // create_entry: "linux ($root)<linux> <options>" and "initrd ($root)<value> ..." as script text, so
+            // $kernelopts and friends expand when the entry boots
             var text = new StringBuilder();
-            text.Append("linux ").Append(SingleQuote(device + kernel)).Append(' ').Append(s.Options).Append('\n');
+            text.Append("linux ($root)").Append(BlsPath(rootDevice, s.Linux));
+            if (s.Options.Length > 0) text.Append(' ').Append(s.Options);
+            text.Append('\n');
             if (s.Initrds.Count > 0)
             {
                 text.Append("initrd");
-                foreach (var i in s.Initrds) text.Append(' ').Append(SingleQuote(device + BlsPath(device, dir, i)));
+                foreach (var i in s.Initrds) text.Append(" ($root)").Append(BlsPath(rootDevice, i));
                 text.Append('\n');
             }
             Grub2Script script;
@@ -209,16 +222,23 @@ internal sealed partial class Grub2Evaluator
         _status = true;
     }
 
-    private static string SingleQuote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
-
-    /// <summary>BLS paths are relative to $BOOT; with /boot on the root fs they may need the /boot prefix.</summary>
-    private string BlsPath(string device, string dir, string path)
+    /// <summary>
+    /// BLS paths are relative to the partition holding them. With /boot on the root fs, a snippet written as
+    /// "/vmlinuz-X" only boots if it exists there; when only "/boot/vmlinuz-X" does, use that (and say so).
+    /// </summary>
+    private string BlsPath(string device, string value)
     {
-        if (!path.StartsWith('/')) path = "/" + path;
-        if (dir == "/boot/loader/entries" && !path.StartsWith("/boot/", StringComparison.Ordinal)
-            && !_files.FileExists(new GuestPath(device, path)) && _files.FileExists(new GuestPath(device, "/boot" + path)))
-            return "/boot" + path;
-        return path;
+        if (value.StartsWith('/') && !value.StartsWith("/boot/", StringComparison.Ordinal))
+        {
+            int end = value.IndexOfAny([' ', '\t']);
+            string first = end < 0 ? value : value[..end];
+            if (!_files.FileExists(new GuestPath(device, first)) && _files.FileExists(new GuestPath(device, "/boot" + first)))
+            {
+                Warn($"BLS path {Quote.Text(first)} is not on {device}; using /boot{first}");
+                return "/boot" + value;
+            }
+        }
+        return value;
     }
 
     private static BlsSnippet? ParseBls(string id, string text)
@@ -245,13 +265,13 @@ internal sealed partial class Grub2Evaluator
                     linuxLine = lineNo;
                     break;
                 case "initrd":
-                    initrds.AddRange(value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries));
+                    initrds.Add(value);
                     break;
                 case "options": options.Add(value); break;
                 default: break;
             }
         }
         if (string.IsNullOrEmpty(linux)) return null;
-        return new BlsSnippet(id, string.IsNullOrEmpty(title) ? id : title, version, linux, initrds, string.Join(' ', options), linuxLine);
+        return new BlsSnippet(id, string.IsNullOrEmpty(title) ? linux : title, version, linux, initrds, string.Join(' ', options), linuxLine);
     }
 }

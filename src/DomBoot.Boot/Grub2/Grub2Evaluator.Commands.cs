@@ -8,6 +8,9 @@ internal sealed partial class Grub2Evaluator
 {
     private int _itemCount;
 
+    /// <summary>Set once blscfg runs: only rhboot's GRUB has blscfg, and it matches id and title before numbers.</summary>
+    private bool _rhbootSelection;
+
     private GuestPath? FindFile(string text, Grub2Context ctx, Grub2Node node, string command)
     {
         var path = ToPath(text, ctx.Scope);
@@ -18,7 +21,7 @@ internal sealed partial class Grub2Evaluator
             return null;
         }
         if (size > _options.MaxConfigBytes)
-            throw new MalformedDataException(path.ToString(), -1, $"{command} file is {size} bytes, larger than the limit of {_options.MaxConfigBytes}");
+            throw new MalformedDataException(Quote.Text(path.ToString()), -1, $"{command} file is {size} bytes, larger than the limit of {_options.MaxConfigBytes}");
         return path;
     }
 
@@ -97,7 +100,7 @@ internal sealed partial class Grub2Evaluator
         if (size is null) return;
         if (size > _options.MaxEnvBytes)
         {
-            Warn($"grubenv {path} is {size} bytes, larger than the limit of {_options.MaxEnvBytes}; ignored");
+            Warn($"grubenv {Quote.Text(path.ToString())} is {size} bytes, larger than the limit of {_options.MaxEnvBytes}; ignored");
             return;
         }
         byte[]? bytes = _files.ReadFile(path, _options.MaxEnvBytes);
@@ -105,7 +108,7 @@ internal sealed partial class Grub2Evaluator
         var vars = Grub2EnvBlock.Parse(bytes);
         if (vars is null)
         {
-            Warn($"grubenv {path} does not start with \"# GRUB Environment Block\"; ignored");
+            Warn($"grubenv {Quote.Text(path.ToString())} does not start with \"# GRUB Environment Block\"; ignored");
             return;
         }
         foreach (var (name, value) in vars)
@@ -247,9 +250,11 @@ internal sealed partial class Grub2Evaluator
     internal static string CommandLine(IEnumerable<string> args)
     {
         var sb = new StringBuilder();
+        bool first = true;
         foreach (var a in args)
         {
-            if (sb.Length > 0) sb.Append(' ');
+            if (!first) sb.Append(' ');
+            first = false;
             bool space = a.Contains(' ', StringComparison.Ordinal);
             if (space) sb.Append('"');
             for (int i = 0; i < a.Length; i++)
@@ -387,12 +392,12 @@ internal sealed partial class Grub2Evaluator
     // ---- default selection (grub-core/normal/menu.c) ----
 
     /// <summary>Follows a default spec level by level; -1 when the first component matches nothing at the top.</summary>
-    private static int ResolvePath(List<Grub2TreeItem> items, string? spec, List<string> parts, int depth)
+    private int ResolvePath(List<Grub2TreeItem> items, string? spec, List<string> parts, int depth)
     {
         if (items.Count == 0) return -1;
         int idx = 0;
         string? tail = null;
-        if (!string.IsNullOrEmpty(spec)) (idx, tail) = ResolveFirst(items, spec);
+        if (!string.IsNullOrEmpty(spec)) (idx, tail) = ResolveFirst(items, spec, _rhbootSelection);
         if (idx < 0 || idx >= items.Count)
         {
             if (depth == 0) return -1;
@@ -406,8 +411,8 @@ internal sealed partial class Grub2Evaluator
         return ResolvePath(it.Children, it.OwnDefault ?? tail, parts, depth + 1);
     }
 
-    /// <summary>get_and_remove_first_entry_number: a number (grub_strtoul base 0) or a title/--id up to the first unescaped '>'.</summary>
-    internal static (int Index, string? Tail) ResolveFirst(IReadOnlyList<Grub2TreeItem> items, string spec)
+    /// <summary>menu.c get_entry_number: a number (grub_strtoul base 0) or a title/--id up to the first unescaped '>'.</summary>
+    internal static (int Index, string? Tail) ResolveFirst(IReadOnlyList<Grub2TreeItem> items, string spec, bool idFirst)
     {
         int p = 0;
         while (p < spec.Length && spec[p] is ' ' or '\t') p++;
@@ -440,20 +445,6 @@ internal sealed partial class Grub2Evaluator
             digits++;
             p++;
         }
-        if (digits > 0 && (p == spec.Length || spec[p] == '>'))
-        {
-            string? numTail = p < spec.Length && p + 1 < spec.Length ? spec[(p + 1)..] : null;
-            return (overflow ? -1 : (int)value, numTail);
-        }
-        int found = -1;
-        for (int k = 0; k < items.Count; k++)
-        {
-            if (MenuEntryEq(items[k].Title, spec) > 0 || MenuEntryEq(items[k].Id, spec) > 0)
-            {
-                found = k;
-                break;
-            }
-        }
         string? tail = null;
         for (int q = 0; q < spec.Length; q++)
         {
@@ -465,6 +456,28 @@ internal sealed partial class Grub2Evaluator
             }
             if (q + 1 < spec.Length) tail = spec[(q + 1)..];
             break;
+        }
+        // get_entry_number: any leading number wins (grub_strtoul ignores what follows); the rest of the
+        // path is what grub_menu_execute_entry hands the submenu as its default
+        if (idFirst)
+        {
+            // rhboot/grub2 "Fix menu entry selection based on ID and title": id, then title, then number
+            // (BLS ids start with the machine id, often a digit)
+            for (int k = 0; k < items.Count; k++)
+                if (MenuEntryEq(items[k].Id, spec) > 0) return (k, tail);
+            for (int k = 0; k < items.Count; k++)
+                if (MenuEntryEq(items[k].Title, spec) > 0) return (k, tail);
+            return digits > 0 ? (overflow ? -1 : (int)value, tail) : (-1, tail);
+        }
+        if (digits > 0) return (overflow ? -1 : (int)value, tail);
+        int found = -1;
+        for (int k = 0; k < items.Count; k++)
+        {
+            if (MenuEntryEq(items[k].Title, spec) > 0 || MenuEntryEq(items[k].Id, spec) > 0)
+            {
+                found = k;
+                break;
+            }
         }
         return (found, tail);
     }

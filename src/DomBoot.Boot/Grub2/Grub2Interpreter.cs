@@ -74,6 +74,8 @@ internal sealed class Grub2TreeItem
 internal sealed partial class Grub2Evaluator
 {
     private const int MaxWarnings = 100;
+    private const int MaxExecDepth = 400;
+    private int _execDepth;
     private readonly Grub2Options _options;
     private readonly IGuestFiles _files;
     private readonly Dictionary<string, IReadOnlyList<Grub2Node>> _functions = new(StringComparer.Ordinal);
@@ -89,7 +91,7 @@ internal sealed partial class Grub2Evaluator
         "insmod", "rmmod", "echo", "terminal_output", "terminal_input", "terminal", "loadfont", "gfxmode",
         "background_image", "background_color", "play", "clear", "sleep", "boot", "save_env", "set_background_color",
         "serial", "cryptomount", "lsmod", "ls", "videoinfo", "gfxpayload", "reboot", "halt", "tr", "loopback",
-        "hashsum", "verify_detached", "trust", "distrust", "password", "password_pbkdf2", "keymap", "smbios",
+        "fwsetup", "hashsum", "verify_detached", "trust", "distrust", "password", "password_pbkdf2", "keymap", "smbios",
     };
 
     public Grub2Evaluator(Grub2Options options, IGuestFiles files)
@@ -104,13 +106,14 @@ internal sealed partial class Grub2Evaluator
         string? rootDevice = StripParens(_files.DefaultDevice);
         if (!string.IsNullOrEmpty(rootDevice)) InitVar(scope, "root", rootDevice);
         string dir = DirectoryOf(configPath);
-        InitVar(scope, "prefix", (string.IsNullOrEmpty(rootDevice) ? "" : "(" + rootDevice + ")") + dir);
+        string devPrefix = string.IsNullOrEmpty(rootDevice) ? "" : "(" + rootDevice + ")";
+        InitVar(scope, "prefix", devPrefix + dir);
         InitVar(scope, "grub_platform", _options.Platform);
         InitVar(scope, "grub_cpu", _options.Cpu);
         foreach (var f in new[] { "menuentry_id", "all_video_module", "default_font_path", "platform_search_hint", "timeout_style", "200_final", "nativedisk_cmd", "chainloader_bpb", "ntldr" })
             InitVar(scope, "feature_" + f, "y");
-        InitVar(scope, "config_directory", dir);
-        InitVar(scope, "config_file", configPath);
+        InitVar(scope, "config_directory", devPrefix + dir);
+        InitVar(scope, "config_file", devPrefix + configPath);
         var (menu, finalScope, finalFile) = RunMenuFile(configText, configPath, scope, 0);
 
         var tree = BuildLevel(menu, finalScope, [], 0);
@@ -129,7 +132,7 @@ internal sealed partial class Grub2Evaluator
             string origin = DescribeOrigin(finalScope, "default");
             if (string.IsNullOrEmpty(spec))
             {
-                reason = "default unset -> entry 0";
+                reason = "default unset -> " + string.Join(" > ", parts);
                 if (defaultIndex < 0) defaultIndex = 0;
             }
             else if (defaultIndex < 0)
@@ -139,7 +142,8 @@ internal sealed partial class Grub2Evaluator
             }
             else
             {
-                reason = $"default={Quote.Text(spec)}{origin} -> {string.Join(" > ", parts)}";
+                reason = $"default={Quote.Text(spec)}{origin} -> {string.Join(" > ", parts)}"
+                    + (_rhbootSelection ? " (rhboot GRUB: id and title before number)" : "");
             }
             string? fallback = finalScope.Get("fallback");
             if (!string.IsNullOrWhiteSpace(fallback))
@@ -226,12 +230,22 @@ internal sealed partial class Grub2Evaluator
 
     private Grub2Flow ExecList(IReadOnlyList<Grub2Node> list, Grub2Context ctx)
     {
-        foreach (var node in list)
+        // function calls, sources and nested blocks all recurse here: bound the host stack
+        if (++_execDepth > MaxExecDepth)
+            throw new MalformedDataException(ctx.File, -1, $"script nesting (blocks, function calls, sourced files) deeper than {MaxExecDepth}");
+        try
         {
-            var flow = Exec(node, ctx);
-            if (flow != Grub2Flow.Normal) return flow;
+            foreach (var node in list)
+            {
+                var flow = Exec(node, ctx);
+                if (flow != Grub2Flow.Normal) return flow;
+            }
+            return Grub2Flow.Normal;
         }
-        return Grub2Flow.Normal;
+        finally
+        {
+            _execDepth--;
+        }
     }
 
     private Grub2Flow Exec(Grub2Node node, Grub2Context ctx)
@@ -567,7 +581,25 @@ internal sealed partial class Grub2Evaluator
         "=", "==", "!=", "<", ">", "<=", ">=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-pgt", "-plt", "-nt", "-ot",
     };
 
+    private int _testDepth;
+
     private bool TestUnary(List<string> a, ref int pos, Grub2Context ctx)
+    {
+        if (++_testDepth > MaxTestDepth)
+            throw new MalformedDataException(ctx.File, -1, $"test expression nested deeper than {MaxTestDepth}");
+        try
+        {
+            return TestUnaryCore(a, ref pos, ctx);
+        }
+        finally
+        {
+            _testDepth--;
+        }
+    }
+
+    private const int MaxTestDepth = 100;
+
+    private bool TestUnaryCore(List<string> a, ref int pos, Grub2Context ctx)
     {
         Step();
         if (pos >= a.Count) return false;

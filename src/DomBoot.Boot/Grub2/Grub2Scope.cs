@@ -11,6 +11,9 @@ internal sealed class Grub2Scope
     private readonly int _maxValue;
     private long _totalChars;
 
+    /// <summary>Every menu entry runs in a copy of the environment: bound what each copy costs.</summary>
+    public const int MaxVariableCount = 4096;
+
     public Grub2Scope(int maxValue)
     {
         _vars = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -55,6 +58,8 @@ internal sealed class Grub2Scope
         long total = checked(_totalChars - old + value.Length);
         if (total > 16L * _maxValue)
             throw new MalformedDataException("GRUB environment", -1, $"variables total {total} characters, over the limit of {16L * _maxValue}");
+        if (prev is null && _vars.Count >= MaxVariableCount)
+            throw new MalformedDataException("GRUB environment", -1, $"more than {MaxVariableCount} variables");
         _totalChars = total;
         // GRUB's root hook accepts "(hd0,1)" and stores "hd0,1".
         if (name == "root" && value.Length >= 2 && value[0] == '(' && value[^1] == ')') value = value[1..^1];

@@ -318,6 +318,10 @@ internal sealed class Grub2Parser
     private readonly List<Grub2Token> _tokens;
     private readonly string _file;
     private int _i;
+    private int _depth;
+
+    /// <summary>Deepest nesting of blocks and if/for/while; the parser and evaluator recurse per level.</summary>
+    public const int MaxNesting = 100;
 
     private Grub2Parser(List<Grub2Token> tokens, string file)
     {
@@ -379,6 +383,19 @@ internal sealed class Grub2Parser
     private Grub2Node ParseCommand()
     {
         var first = Peek();
+        if (++_depth > MaxNesting) throw Error(first, $"nesting deeper than {MaxNesting}");
+        try
+        {
+            return ParseCommandCore(first);
+        }
+        finally
+        {
+            _depth--;
+        }
+    }
+
+    private Grub2Node ParseCommandCore(Grub2Token first)
+    {
         switch (Reserved(first))
         {
             case "if":
