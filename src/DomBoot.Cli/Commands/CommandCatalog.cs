@@ -16,5 +16,6 @@ internal static class CommandCatalog
         InitramfsCommand.Build(),
         DiskCommand.Build(),
         FsCommand.Build(),
+        CreateCommand.Build(),
     ];
 }
