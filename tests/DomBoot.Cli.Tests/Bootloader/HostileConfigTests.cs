@@ -80,7 +80,7 @@ public sealed class HostileConfigTests(BootloaderImages images) : IClassFixture<
         var img = images.Ext4Mbr("source-loop.img", Root("source /boot/grub/grub.cfg\n" + Good,
             ("boot/grub/a.cfg", DiskBuilder.Text("source /boot/grub/b.cfg\n")), ("boot/grub/b.cfg", DiskBuilder.Text("source /boot/grub/a.cfg\n"))));
         using var d = new TempDir("domboot-bl-d");
-        AssertRefusedOrGood(Boot(img, d.Path), d.Path);
+        AssertRefused(Boot(img, d.Path), d.Path, "source depth 17 at line 1 exceeds the limit of 16");
     }
 
     [Fact]
@@ -89,7 +89,7 @@ public sealed class HostileConfigTests(BootloaderImages images) : IClassFixture<
         var img = images.Ext4Mbr("source-loop2.img", Root("source /boot/grub/a.cfg\n" + Good,
             ("boot/grub/a.cfg", DiskBuilder.Text("source /boot/grub/b.cfg\n")), ("boot/grub/b.cfg", DiskBuilder.Text("source /boot/grub/a.cfg\n"))));
         using var d = new TempDir("domboot-bl-d");
-        AssertRefusedOrGood(Boot(img, d.Path), d.Path);
+        AssertRefused(Boot(img, d.Path), d.Path, "source depth 17");
     }
 
     [Fact]
@@ -97,22 +97,7 @@ public sealed class HostileConfigTests(BootloaderImages images) : IClassFixture<
     {
         var img = images.Ext4Mbr("function-bomb.img", Root("function f {\n  f\n  f\n}\nf\n" + Good));
         using var d = new TempDir("domboot-bl-d");
-        AssertRefusedOrGood(Boot(img, d.Path), d.Path);
-    }
-
-    /// <summary>A loop or bomb either ends the run with a one-line error or (GRUB reports the error and goes on) boots the good entry.</summary>
-    private static void AssertRefusedOrGood(DombootProcess.Result r, string d)
-    {
-        if (r.ExitCode != 0)
-        {
-            Assert.Equal("", r.Stdout);
-            Assert.Single(r.Stderr.TrimEnd('\n').Split('\n'));
-            Assert.Empty(Directory.GetFileSystemEntries(d));
-            return;
-        }
-        var (kernel, _) = BootloaderCommandTests.OutputFiles(d);
-        Assert.Equal(KernelSha, Tools.Sha256(kernel));
-        Assert.EndsWith("(args 'root=/dev/xvda1 ro')", r.Stdout, StringComparison.Ordinal);
+        AssertRefused(Boot(img, d.Path), d.Path, "function call depth 65 exceeds the limit of 64");
     }
 
     [Fact]
