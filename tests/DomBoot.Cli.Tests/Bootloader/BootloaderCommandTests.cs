@@ -116,11 +116,13 @@ public sealed partial class BootloaderCommandTests(BootloaderImages images) : IC
         Assert.Equal(KernelSha, Tools.Sha256(kernel));
     }
 
-    [Fact]
-    public void IsConfig_PrintsWhatTheHostConfigBoots()
+    [Theory]
+    [InlineData("grub.cfg")]
+    [InlineData("saved-grub.cfg")]
+    public void IsConfig_PrintsWhatTheHostConfigBoots(string name)
     {
         var dir = Directory.CreateDirectory(Path.Combine(images.Scratch, "isconfig")).FullName;
-        var cfg = Path.Combine(dir, "grub.cfg");
+        var cfg = Path.Combine(dir, name);
         File.WriteAllText(cfg, DebianGrubCfg("set default=\"1>0\"\n"));
         var r = DombootProcess.Run("bootloader", "--isconfig", cfg);
         Assert.True(r.ExitCode == 0, r.Stderr);
@@ -131,6 +133,7 @@ public sealed partial class BootloaderCommandTests(BootloaderImages images) : IC
     public void IsConfig_WithoutEntriesFailsInsteadOfPrintingNothing()
     {
         var cfg = Path.Combine(images.Scratch, "empty-grub.cfg");
+        // (a GRUB2 config by its name; one without entries is an error, not empty fields)
         File.WriteAllText(cfg, "set timeout=5\n");
         var r = DombootProcess.Run("bootloader", "--isconfig", cfg);
         Assert.NotEqual(0, r.ExitCode);
@@ -200,14 +203,39 @@ public sealed partial class BootloaderCommandTests(BootloaderImages images) : IC
         Assert.EndsWith($"args {DebianArgs}\0\0", theirs.Record, StringComparison.Ordinal); // pygrub: "Invalid value ..., setting default to 0"
     }
 
-    [Fact]
-    public void Pygrub_FailsOnALogicalBootPartitionWhereDombootBoots()
+    [Theory]
+    [InlineData("logical")]
+    [InlineData("xfs")]
+    public void Pygrub_FailsWhereDombootBoots(string disk)
     {
+        var img = disk == "logical" ? images.LogicalBoot : images.XfsBoot;
         using var d = new TempDir("domboot-bl-d");
-        var theirs = Tools.Run(Tools.Require(Pygrub), ["-q", "--output-format=simple", $"--output-directory={d.Path}", images.LogicalBoot], check: false, timeoutMs: 60_000);
-        Assert.NotEqual(0, theirs.ExitCode);
-        var ours = RunTool("domboot", images.LogicalBoot, "simple");
+        var theirs = Tools.Run(Tools.Require(Pygrub), ["-q", "--output-format=simple", $"--output-directory={d.Path}", img], check: false, timeoutMs: 60_000);
+        Assert.NotEqual(0, theirs.ExitCode); // and it leaves its boot_kernel./boot_ramdisk. temporaries behind in D
+        var ours = RunTool("domboot", img, "simple");
         Assert.Equal($"kernel D/boot_kernel.XXXXXXXX\nramdisk D/boot_ramdisk.XXXXXXXX\nargs {DebianArgs}\n\n", ours.Record);
         Assert.Equal(KernelSha, ours.KernelSha);
+    }
+
+    [Fact]
+    public void BootEntries_MarksTheEntryThatBoots()
+    {
+        var r = DombootProcess.Run("boot-entries", images.DefaultByPath);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.StartsWith("grub2 config /boot/grub/grub.cfg; default 1: ", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"\n*  1  {Advanced} > {Recovery}\n", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("\n   0  Debian GNU/Linux\n", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Extract_EntryByPathCopiesKernelAndRamdisk()
+    {
+        using var d = new TempDir("domboot-bl-d");
+        var r = DombootProcess.Run("extract", images.Debian, "-o", d.Path, $"--entry={Advanced}>{Recovery}");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var (kernel, ramdisk) = OutputFiles(d.Path);
+        Assert.Equal(KernelSha, Tools.Sha256(kernel));
+        Assert.Equal(InitrdSha, Tools.Sha256(ramdisk!));
+        Assert.EndsWith($"kernel {kernel}\nramdisk {ramdisk}\nargs root=/dev/xvda1 ro single\n", r.Stdout, StringComparison.Ordinal);
     }
 }

@@ -80,6 +80,19 @@ public sealed class BootloaderImages : IDisposable
         return img;
     });
 
+    /// <summary>MBR with an XFS v5 /boot (p1) holding /grub2/grub.cfg at its top, as RHEL lays it out.</summary>
+    public string XfsBoot => Build("xfs.img", () =>
+    {
+        var img = Builder.Raw("xfs.img", 321, "label: dos\nstart=2048, type=83\n");
+        Builder.Xfs(img, 1, 320, Builder.Tree(new Dictionary<string, byte[]?>
+        {
+            [$"vmlinuz-{V10}"] = null,
+            [$"initrd.img-{V10}"] = Initrd,
+            ["grub2/grub.cfg"] = DiskBuilder.Text(DebianGrubCfg(prefix: "").Replace($"--set=root {RootUuid}", $"--set=root {BootUuid}", StringComparison.Ordinal)),
+        }), BootUuid);
+        return img;
+    });
+
     public string Build(string name, Func<string> build)
     {
         lock (_gate)
