@@ -43,7 +43,8 @@ public static class BootDiscovery
     {
         var name = Path.GetFileName(path).ToLowerInvariant();
         return name is "menu.lst" or "grub.conf" ? "grub-legacy"
-            : name.EndsWith(".cfg", StringComparison.Ordinal) && name != "grub.cfg" || name.EndsWith(".conf", StringComparison.Ordinal) && name.Contains("linux", StringComparison.Ordinal) ? "syslinux"
+            : name.Contains("grub", StringComparison.Ordinal) ? "grub2"
+            : name.EndsWith(".cfg", StringComparison.Ordinal) || name.EndsWith(".conf", StringComparison.Ordinal) && name.Contains("linux", StringComparison.Ordinal) ? "syslinux"
             : "grub2";
     }
 

@@ -44,8 +44,10 @@ internal static class BootloaderCommand
             {
                 var text = File.ReadAllText(disks[0]);
                 var menu = BootDiscovery.EvaluateConfigText(text, disks[0], new NoGuestFiles());
-                var e = menu.Entries.Count > 0 ? menu.Entries[Math.Clamp(menu.DefaultIndex, 0, menu.Entries.Count - 1)] : null;
-                Console.Out.Write($"  kernel: {e?.Kernel?.Path}\n  initrd: {string.Join(" ", e?.Initrds.Select(i => i.Path) ?? [])}\n  args: {e?.Args}\n");
+                if (menu.Entries.Count == 0)
+                    throw new DomBoot.Formats.Errors.MalformedDataException(disks[0], -1, $"no boot entries as a {menu.ConfigFormat} config; expected at least one");
+                var e = menu.Entries[Math.Clamp(menu.DefaultIndex, 0, menu.Entries.Count - 1)];
+                Console.Out.Write($"  kernel: {e.Kernel?.Path}\n  initrd: {string.Join(" ", e.Initrds.Select(i => i.Path))}\n  args: {e.Args}\n");
                 return 0;
             }
             if (parseResult.GetValue(list))
