@@ -1,21 +1,10 @@
-using System.Buffers.Binary;
-using System.Numerics;
-
 namespace DomBoot.Storage.Filesystems.Btrfs;
 
 /// <summary>CRC-32C (Castagnoli), as btrfs uses it for superblock and tree-block checksums and for name hashes.</summary>
 internal static class BtrfsCrc32C
 {
     /// <summary>Raw accumulation without pre/post inversion (the kernel's crc32c(seed, data)).</summary>
-    public static uint Update(uint crc, ReadOnlySpan<byte> data)
-    {
-        int i = 0;
-        for (; i + 8 <= data.Length; i += 8)
-            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
-        for (; i < data.Length; i++)
-            crc = BitOperations.Crc32C(crc, data[i]);
-        return crc;
-    }
+    public static uint Update(uint crc, ReadOnlySpan<byte> data) => Formats.Binary.Crc32C.Update(crc, data);
 
     /// <summary>The standard digest (seed ~0, final inversion) stored in btrfs csum fields.</summary>
     public static uint Compute(ReadOnlySpan<byte> data) => ~Update(~0u, data);

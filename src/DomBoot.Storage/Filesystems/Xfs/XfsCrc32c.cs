@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Numerics;
 
 namespace DomBoot.Storage.Filesystems.Xfs;
 
@@ -21,13 +20,5 @@ internal static class XfsCrc32c
     /// <summary>The stored checksum (little-endian) at <paramref name="crcOffset"/>.</summary>
     public static uint Stored(ReadOnlySpan<byte> bytes, int crcOffset) => BinaryPrimitives.ReadUInt32LittleEndian(bytes[crcOffset..]);
 
-    private static uint Update(uint crc, ReadOnlySpan<byte> data)
-    {
-        int i = 0;
-        for (; i + 8 <= data.Length; i += 8)
-            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
-        for (; i < data.Length; i++)
-            crc = BitOperations.Crc32C(crc, data[i]);
-        return crc;
-    }
+    private static uint Update(uint crc, ReadOnlySpan<byte> data) => Formats.Binary.Crc32C.Update(crc, data);
 }

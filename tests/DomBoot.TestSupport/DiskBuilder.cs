@@ -1,14 +1,12 @@
-using DomBoot.TestSupport;
 
-namespace DomBoot.Cli.Tests.Bootloader;
+namespace DomBoot.TestSupport;
 
 /// <summary>
-/// (A copy of tests/DomBoot.Boot.Tests/Integration/DiskBuilder.cs: test projects do not reference each other.)
 /// Builds guest disk images with the real tools: sfdisk (dos incl. logical, gpt), mkfs.ext4 -d -E offset= in place,
 /// mkfs.vfat --offset + mcopy, mkfs.xfs -p protofile and mkfs.btrfs --rootdir copied into a partition, xorriso ISOs,
 /// qemu-img convert. Trees are staged in host folders; the kernel is the cached Debian bzImage.
 /// </summary>
-internal sealed class DiskBuilder(string root)
+public sealed class DiskBuilder(string root)
 {
     public const long MiB = 1 << 20;
     public string Root { get; } = root;
