@@ -90,7 +90,8 @@ public static class BootDiscovery
         ArgumentNullException.ThrowIfNull(limits);
         var problems = new List<string>();
         var notes = new List<string>();
-        foreach (var vol in SearchOrder(disks, rootDevice, limits, notes))
+        var order = SearchOrder(disks, rootDevice, limits, notes);
+        foreach (var vol in order)
         {
             var dev = vol.Info.GrubDevice;
             disks.SetDefaultDevice(dev);
@@ -111,7 +112,7 @@ public static class BootDiscovery
                 problems.Add($"{dev}{path}: no boot entries");
             }
         }
-        var newest = NewestKernel(disks);
+        var newest = NewestKernel(disks, order);
         if (newest is not null) return newest;
         throw new FileNotFoundException("no boot configuration (grub.cfg, loader/entries, syslinux/extlinux, menu.lst) and no /boot/vmlinuz-* on any volume"
             + (problems.Count > 0 ? "; " + string.Join("; ", problems) : ""));
@@ -132,10 +133,10 @@ public static class BootDiscovery
     }
 
     /// <summary>No config: the highest-versioned /boot/vmlinuz-* (or /vmlinuz-*) and its initrd, as virt-get-kernel picks.</summary>
-    public static DiscoveredMenu? NewestKernel(GuestDisks disks)
+    public static DiscoveredMenu? NewestKernel(GuestDisks disks, IReadOnlyList<GuestVolume>? order = null)
     {
         ArgumentNullException.ThrowIfNull(disks);
-        foreach (var vol in disks.GuestVolumes)
+        foreach (var vol in order ?? disks.GuestVolumes)
         {
             var dev = vol.Info.GrubDevice;
             foreach (var dir in new[] { "/boot", "" })
