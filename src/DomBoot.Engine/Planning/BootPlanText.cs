@@ -17,8 +17,12 @@ public static class BootPlanText
         {
             BootMethod.LinuxBootProtocol => "Linux x86 boot protocol (QEMU linuxboot option ROM)",
             BootMethod.Pvh => "PVH entry of an ELF kernel (QEMU pvh option ROM)",
+            BootMethod.Uefi => "UEFI firmware (OVMF) runs the image as \\EFI\\BOOT\\BOOTX64.EFI from an ESP disk",
+            BootMethod.Netboot => "network boot: QEMU's iPXE ROM fetches " + plan.Netboot?.GuestUrl,
             _ => "Multiboot 1 (QEMU multiboot option ROM)",
         });
+        if (plan.Firmware != BootFirmware.Direct) Line("Firmware:", plan.Firmware + " (" + QemuCommandLine.OvmfCode + ")");
+        if (plan.Netboot is { } nb) Line("Network:", $"user-mode {nb.Network}, guest {nb.GuestAddress}, host {nb.HostAddress}; ROM {nb.RomFile}");
         Line("Accelerator:", $"{plan.Accelerator.QemuName} ({plan.Accelerator.Reason}); CPU {plan.Accelerator.CpuModel}");
         Line("Memory:", $"{plan.MemoryBytes >> 20} MiB, {plan.Vcpus} vCPU{(plan.Vcpus == 1 ? "" : "s")}");
         Line("Command line:", $"\"{plan.Cmdline}\" ({Encoding.UTF8.GetByteCount(plan.Cmdline)} bytes)");
