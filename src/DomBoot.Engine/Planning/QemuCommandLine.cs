@@ -83,7 +83,9 @@ public static class QemuCommandLine
             var nb = plan.Netboot!;
             a.AddRange([
                 "-netdev", "user,id=n0," + nb.NetdevOptions,
-                "-device", "virtio-net-pci,netdev=n0,romfile=" + Escape(nb.RomFile),
+                // Debian's pxe-virtio.rom carries the virtio 1.0 device id 0x1041; SeaBIOS runs a PCI ROM only when the ids
+                // match, so the NIC must be modern-only (a transitional one has id 0x1000 and the ROM is never run).
+                "-device", "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=" + Escape(nb.RomFile),
                 "-boot", "n",
             ]);
         }

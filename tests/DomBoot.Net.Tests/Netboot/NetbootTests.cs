@@ -27,7 +27,7 @@ public sealed class NetbootTests : IDisposable
         Assert.Equal("http://10.0.2.2:8080/boot.ipxe", plan.Netboot!.GuestUrl);
         var argv = plan.QemuArgv;
         Assert.Equal("user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dhcpstart=10.0.2.15,bootfile=http://10.0.2.2:8080/boot.ipxe", argv[argv.ToList().IndexOf("-netdev") + 1]);
-        Assert.Contains("virtio-net-pci,netdev=n0,romfile=" + QemuCommandLine.IpxeRom, argv);
+        Assert.Contains("virtio-net-pci,netdev=n0,disable-legacy=on,romfile=" + QemuCommandLine.IpxeRom, argv);
         Assert.Equal("n", argv[argv.ToList().IndexOf("-boot") + 1]);
         Assert.DoesNotContain("-kernel", argv);
         Assert.Contains("network boot", BootPlanText.Render(plan), StringComparison.Ordinal);

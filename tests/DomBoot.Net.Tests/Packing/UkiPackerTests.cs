@@ -214,7 +214,7 @@ public sealed class UkiPackerTests : IDisposable
         Assert.DoesNotContain("-kernel", plan.QemuArgv);
         Assert.Contains("Firmware:", BootPlanText.Render(plan), StringComparison.Ordinal);
         UefiBoot.Prepare(plan, runtime);
-        Assert.Contains("BOOTX64.EFI", Tools.Run("mdir", "-i", runtime.Esp, "::/EFI/BOOT").Stdout, StringComparison.Ordinal);
+        Assert.Contains("BOOTX64.EFI", Tools.Run("mdir", "-b", "-i", runtime.Esp, "::/EFI/BOOT").Stdout, StringComparison.Ordinal);
         var (result, console, diag) = await GuestHarness.Run(plan, runtime, TimeSpan.FromMinutes(4));
         Assert.Contains(marker, console, StringComparison.Ordinal);
         Assert.True(result.Outcome == GuestOutcome.PoweredOff, $"{result.Describe()}\n{console}\n{diag}");
