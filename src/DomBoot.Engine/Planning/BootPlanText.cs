@@ -26,7 +26,7 @@ public static class BootPlanText
         Line("Accelerator:", $"{plan.Accelerator.QemuName} ({plan.Accelerator.Reason}); CPU {plan.Accelerator.CpuModel}");
         Line("Memory:", $"{plan.MemoryBytes >> 20} MiB, {plan.Vcpus} vCPU{(plan.Vcpus == 1 ? "" : "s")}");
         Line("Command line:", $"\"{plan.Cmdline}\" ({Encoding.UTF8.GetByteCount(plan.Cmdline)} bytes)");
-        sb.Append("Layout (guest-physical):\n");
+        if (plan.Layout.Count > 0) sb.Append("Layout (guest-physical):\n");
         foreach (var m in plan.Layout.OrderBy(m => m.Start))
             sb.Append(CultureInfo.InvariantCulture, $"  0x{m.Start:X8}-0x{(m.SizeInBytes == 0 ? m.Start : m.End - 1):X8}  {m.SizeInBytes,12} bytes  {m.What}\n");
         if (plan.HeaderWrites.Count > 0)

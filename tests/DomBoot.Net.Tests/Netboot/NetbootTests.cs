@@ -78,23 +78,27 @@ public sealed class NetbootTests : IDisposable
             new BootRequest { KernelPath = Cache.Kernel, Netboot = "http://10.0.2.2/b" }, Tcg, Runtime()));
     }
 
-    [Fact]
-    public async Task Run_GuestNetbootsThroughIpxeOverHttp()
+    [Theory]
+    [InlineData(null, "10.0.2.2", "10.0.2.15")]
+    [InlineData("ip=192.168.76.9:255.255.255.0:192.168.76.1", "192.168.76.1", "192.168.76.9")]
+    public async Task Run_GuestNetbootsThroughIpxeOverHttp(string? ip, string host, string guestAddress)
     {
         Assert.True(File.Exists(QemuCommandLine.IpxeRom), $"{QemuCommandLine.IpxeRom} missing: run scripts/setup.sh (ipxe-qemu)");
         var marker = GuestHarness.Marker();
         using var server = new TinyHttpServer();
         server.Files["/vmlinuz"] = File.ReadAllBytes(Cache.Kernel);
-        server.Files["/initrd.img"] = GuestHarness.Initramfs(marker);
+        // /init prints the marker and the command line, which carries the address iPXE had (${net0/ip})
+        server.Files["/initrd.img"] = GuestHarness.Initramfs(marker + " $(/bin/busybox cat /proc/cmdline)");
         server.Files["/boot.ipxe"] = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
-            $"#!ipxe\nkernel http://10.0.2.2:{server.Port}/vmlinuz console=ttyS0 quiet panic=-1\ninitrd http://10.0.2.2:{server.Port}/initrd.img\nboot\n"));
+            $"#!ipxe\nkernel http://{host}:{server.Port}/vmlinuz console=ttyS0 quiet panic=-1 ipxe.ip=${{net0/ip}}\ninitrd http://{host}:{server.Port}/initrd.img\nboot\n"));
         var runtime = Runtime();
         var plan = BootPlanner.PlanNetboot(new BootRequest
         {
-            KernelPath = "", Netboot = $"http://127.0.0.1:{server.Port}/boot.ipxe", MemoryMiB = 256, Accelerator = AcceleratorRequest.Tcg,
+            KernelPath = "", Netboot = $"http://127.0.0.1:{server.Port}/boot.ipxe", NetbootAddress = ip, MemoryMiB = 256, Accelerator = AcceleratorRequest.Tcg,
         }, Tcg, runtime);
         var (result, console, diag) = await GuestHarness.Run(plan, runtime, TimeSpan.FromMinutes(4));
         Assert.Contains(marker, console, StringComparison.Ordinal);
+        Assert.Contains("ipxe.ip=" + guestAddress, console, StringComparison.Ordinal);
         Assert.True(result.Outcome == GuestOutcome.PoweredOff, $"{result.Describe()}\n{console}\n{diag}");
         Assert.Contains("/boot.ipxe", server.Requests);
         Assert.Contains("/vmlinuz", server.Requests);
