@@ -117,6 +117,8 @@ public static class UkiPacker
         if (tableEnd > pe.SizeOfHeaders || tableEnd > firstRaw)
             throw new UnsupportedFeatureException(FormattableString.Invariant(
                 $"the stub's headers have room for {(Math.Min(pe.SizeOfHeaders, firstRaw) - table) / SectionHeaderSize} section headers (SizeOfHeaders 0x{pe.SizeOfHeaders:X}); {pe.NumberOfSections + payload.Count} are needed"));
+        if (tableEnd > stub.Length)
+            throw new TruncatedDataException(Stub + " section table", table, tableEnd - table, stub.Length - (long)table);
         for (int i = table + pe.NumberOfSections * SectionHeaderSize; i < tableEnd; i++)
             if (stub[i] != 0)
                 throw new MalformedDataException(Stub, i, "bytes after the section table are not zero; expected free room for new section headers");

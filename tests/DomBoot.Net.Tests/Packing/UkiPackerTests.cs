@@ -117,6 +117,32 @@ public sealed class UkiPackerTests : IDisposable
     }
 
     [Fact]
+    public void Checksum_MatchesTheStubsOwn()
+    {
+        var stub = File.ReadAllBytes(StubPath);
+        var pe = PeImage.Parse(stub, 0);
+        Assert.NotEqual(0u, pe.CheckSum);
+        Assert.Equal(pe.CheckSum, UkiPacker.Checksum(stub, (int)pe.PeHeaderOffset + 24 + 64));
+    }
+
+    [Fact]
+    public void Pack_StubMutationSweep_OnlyDocumentedExceptions()
+    {
+        var good = File.ReadAllBytes(StubPath);
+        var rng = new Random(1234);
+        byte[] linux = [1, 2, 3, 4];
+        for (int i = 0; i < 300; i++)
+        {
+            var work = (byte[])good.Clone();
+            for (int k = 0; k < 1 + rng.Next(4); k++) work[rng.Next(0x400)] = (byte)rng.Next(256);
+            int length = rng.Next(8) == 0 ? rng.Next(work.Length) : work.Length;
+            try { UkiPacker.Pack(new UkiPackRequest { Stub = work.AsMemory(0, length), Linux = linux, Cmdline = "c", Initrds = [linux] }, out _); }
+            catch (MalformedDataException) { }
+            catch (UnsupportedFeatureException) { }
+        }
+    }
+
+    [Fact]
     public void Pack_RejectsAStubThatIsAlreadyAUki()
     {
         var (path, _, _, _) = PackDemo();
