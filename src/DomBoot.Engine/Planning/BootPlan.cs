@@ -12,7 +12,16 @@ public enum BootMethod
 
     /// <summary>Multiboot 1 kernel with modules (e.g. the Xen hypervisor with dom0 kernel and initrd).</summary>
     Multiboot,
+
+    /// <summary>UEFI firmware (OVMF) boots the UKI from an ESP image built at run time.</summary>
+    Uefi,
+
+    /// <summary>QEMU's iPXE network ROM fetches the boot URL over user-mode networking.</summary>
+    Netboot,
 }
+
+/// <summary>What the guest's iPXE is told: the URL it fetches and the user-mode network it is on.</summary>
+public sealed record NetbootPlan(string RequestedUrl, string GuestUrl, string Network, string HostAddress, string GuestAddress, string NetdevOptions, string RomFile);
 
 /// <summary>One range of guest-physical memory the plan uses.</summary>
 public sealed record MemoryRegion(string What, ulong Start, ulong SizeInBytes)
@@ -49,6 +58,12 @@ public sealed record BootPlan
 
     /// <summary>The initrd files as given (one is passed straight to QEMU; several are concatenated first).</summary>
     public IReadOnlyList<string> InitrdPaths { get; init; } = [];
+
+    /// <summary>Direct kernel load or UEFI firmware.</summary>
+    public BootFirmware Firmware { get; init; } = BootFirmware.Direct;
+
+    /// <summary>Set for <see cref="BootMethod.Netboot"/>.</summary>
+    public NetbootPlan? Netboot { get; init; }
 
     /// <summary>Multiboot modules in order.</summary>
     public IReadOnlyList<MultibootModule> ModuleArguments { get; init; } = [];

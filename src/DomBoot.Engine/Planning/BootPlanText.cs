@@ -17,12 +17,16 @@ public static class BootPlanText
         {
             BootMethod.LinuxBootProtocol => "Linux x86 boot protocol (QEMU linuxboot option ROM)",
             BootMethod.Pvh => "PVH entry of an ELF kernel (QEMU pvh option ROM)",
+            BootMethod.Uefi => "UEFI firmware (OVMF) runs the image as \\EFI\\BOOT\\BOOTX64.EFI from an ESP disk",
+            BootMethod.Netboot => "network boot: QEMU's iPXE ROM fetches " + plan.Netboot?.GuestUrl,
             _ => "Multiboot 1 (QEMU multiboot option ROM)",
         });
+        if (plan.Firmware != BootFirmware.Direct) Line("Firmware:", plan.Firmware + " (" + QemuCommandLine.OvmfCode + ")");
+        if (plan.Netboot is { } nb) Line("Network:", $"user-mode {nb.Network}, guest {nb.GuestAddress}, host {nb.HostAddress}; ROM {nb.RomFile}");
         Line("Accelerator:", $"{plan.Accelerator.QemuName} ({plan.Accelerator.Reason}); CPU {plan.Accelerator.CpuModel}");
         Line("Memory:", $"{plan.MemoryBytes >> 20} MiB, {plan.Vcpus} vCPU{(plan.Vcpus == 1 ? "" : "s")}");
         Line("Command line:", $"\"{plan.Cmdline}\" ({Encoding.UTF8.GetByteCount(plan.Cmdline)} bytes)");
-        sb.Append("Layout (guest-physical):\n");
+        if (plan.Layout.Count > 0) sb.Append("Layout (guest-physical):\n");
         foreach (var m in plan.Layout.OrderBy(m => m.Start))
             sb.Append(CultureInfo.InvariantCulture, $"  0x{m.Start:X8}-0x{(m.SizeInBytes == 0 ? m.Start : m.End - 1):X8}  {m.SizeInBytes,12} bytes  {m.What}\n");
         if (plan.HeaderWrites.Count > 0)

@@ -14,6 +14,10 @@ public sealed record RuntimePaths(string Directory)
     public string QmpSocket => Path.Combine(Directory, "qmp.sock");
     public string Initrd => Path.Combine(Directory, "initrd.img");
     public string Kernel => Path.Combine(Directory, "kernel");
+    /// <summary>The FAT ESP image holding \EFI\BOOT\BOOTX64.EFI (UEFI boot).</summary>
+    public string Esp => Path.Combine(Directory, "esp.img");
+    /// <summary>This guest's writable copy of OVMF's variable store (UEFI boot).</summary>
+    public string FirmwareVars => Path.Combine(Directory, "ovmf-vars.fd");
 }
 
 /// <summary>
@@ -52,6 +56,11 @@ public static class BootPlanner
         if (request.Cmdline.Contains('\0', StringComparison.Ordinal) || request.Cmdline.Contains('\n', StringComparison.Ordinal))
             throw new BootValidationException("boot request", -1, "command line contains a NUL or newline; expected one line of text");
 
+        if (request.Firmware == BootFirmware.Uefi)
+        {
+            var uefi = PlanUefi(request, kernel, accel);
+            return uefi with { QemuArgv = QemuCommandLine.Build(uefi, runtime) };
+        }
         var plan = kernel.Kind switch
         {
             KernelKind.BzImage => PlanBzImage(request, kernel, kernel.BzImage!, request.KernelPath, request.Cmdline, [], sizes, accel, runtime),
@@ -353,6 +362,80 @@ public static class BootPlanner
         };
     }
 
+    private static BootPlan PlanUefi(BootRequest request, KernelImage kernel, AcceleratorChoice accel)
+    {
+        bool efiBzImage = kernel.Kind == KernelKind.BzImage && kernel.BzImage is { IsEfiPe: true };
+        if (kernel.Kind != KernelKind.Uki && !efiBzImage)
+            throw new BootValidationException("kernel image", 0, $"kind is {kernel.Kind}; expected a UKI (or an EFI-stub bzImage) for --firmware uefi");
+        if (request.Initrds.Count > 0 || request.Modules.Count > 0)
+            throw new BootValidationException("boot request", -1, "--initrd/--module cannot be passed through UEFI firmware; expected them packed into the UKI (domboot pack)");
+        if (request.Cmdline.Length > 0)
+            throw new BootValidationException("boot request", -1, "a command line cannot be passed through the firmware's default boot path; expected it in the UKI's .cmdline (domboot pack --cmdline)");
+        if (request.LoadAddress is not null)
+            throw new BootValidationException("boot request", -1, "a load address applies to direct boot only; the firmware and stub place the kernel");
+        if (request.MemoryMiB < MinUefiMemoryMiB)
+            throw new BootValidationException("boot request", -1, $"memory is {request.MemoryMiB} MiB; expected at least {MinUefiMemoryMiB} MiB for OVMF");
+        var notes = new List<string>
+        {
+            "the ESP image and the firmware variable store are made in the runtime directory before QEMU starts",
+            kernel.Uki?.Cmdline is { } c ? "command line from the UKI's .cmdline section (applied by systemd-stub)" : "no .cmdline section: the kernel gets no command line",
+        };
+        return new BootPlan
+        {
+            Method = BootMethod.Uefi,
+            Firmware = BootFirmware.Uefi,
+            KernelKind = kernel.Kind == KernelKind.Uki ? "UKI (booted by UEFI firmware)" : "bzImage EFI stub (booted by UEFI firmware)",
+            KernelPath = request.KernelPath,
+            KernelRelease = kernel.Uki?.Uname ?? kernel.Uki?.Linux.BzImage?.KernelRelease ?? kernel.BzImage?.KernelRelease,
+            Cmdline = (kernel.Uki?.Cmdline ?? "").Trim(),
+            MemoryBytes = (ulong)request.MemoryMiB << 20,
+            Vcpus = request.Vcpus,
+            Accelerator = accel,
+            Notes = notes,
+        };
+    }
+
+    public const int MinUefiMemoryMiB = 128;
+
+    /// <summary>
+    /// Plans a network boot: no kernel on the host side at all. QEMU's user-mode DHCP hands the URL to the iPXE ROM
+    /// as the boot file name (slirp "bootfile"); iPXE fetches and runs it. The host parses nothing the guest fetches.
+    /// </summary>
+    public static BootPlan PlanNetboot(BootRequest request, AcceleratorChoice accel, RuntimePaths runtime)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(accel);
+        ArgumentNullException.ThrowIfNull(runtime);
+        string url = request.Netboot ?? throw new BootValidationException("boot request", -1, "no netboot URL");
+        if (request.MemoryMiB < MinMemoryMiB || request.MemoryMiB > MaxMemoryMiB)
+            throw new BootValidationException("boot request", -1, $"memory is {request.MemoryMiB} MiB; expected {MinMemoryMiB} to {MaxMemoryMiB}");
+        if (request.Vcpus < 1 || request.Vcpus > MaxVcpus)
+            throw new BootValidationException("boot request", -1, $"vcpus is {request.Vcpus}; expected 1 to {MaxVcpus}");
+        if (request.KernelPath.Length > 0 || request.Initrds.Count > 0 || request.Modules.Count > 0 || request.Cmdline.Length > 0)
+            throw new BootValidationException("boot request", -1, "--netboot takes the kernel, initrd and command line from the fetched iPXE script; expected no --kernel/--initrd/--module/--cmdline");
+        if (request.Firmware != BootFirmware.Direct)
+            throw new BootValidationException("boot request", -1, "--netboot uses QEMU's BIOS iPXE ROM; expected no --firmware");
+        var net = NetbootNetwork.Parse(request.NetbootAddress);
+        var guestUrl = NetbootNetwork.RewriteLoopback(url, net.Host);
+        var netdev = FormattableString.Invariant($"net={net.Network},host={net.Host},dhcpstart={net.Guest},bootfile={guestUrl.Replace(",", ",,", StringComparison.Ordinal)}");
+        var notes = new List<string> { "QEMU's DHCP hands the URL to iPXE as its boot file; iPXE fetches it over the guest's own network" };
+        if (guestUrl != url) notes.Add($"the host's loopback is {net.Host} from the guest: URL rewritten to {guestUrl}");
+        if (request.NetbootAddress is not null) notes.Add($"ip= is given to iPXE through QEMU's DHCP (the ROM takes no embedded script): net {net.Network}, guest {net.Guest}, gateway {net.Host}");
+        var plan = new BootPlan
+        {
+            Method = BootMethod.Netboot,
+            KernelKind = "fetched by iPXE",
+            KernelPath = guestUrl,
+            Cmdline = "",
+            MemoryBytes = (ulong)request.MemoryMiB << 20,
+            Vcpus = request.Vcpus,
+            Accelerator = accel,
+            Netboot = new NetbootPlan(url, guestUrl, net.Network, net.Host, net.Guest, netdev, QemuCommandLine.IpxeRom),
+            Notes = notes,
+        };
+        return plan with { QemuArgv = QemuCommandLine.Build(plan, runtime) };
+    }
+
     private static BootValidationException Fail(long offset, string field, string actual, string expected) =>
         new(SetupHeader, offset, $"{field} is {actual}; expected {expected}");
 
@@ -368,4 +451,61 @@ public static class BootPlanner
     internal static ulong AlignUp(ulong v, ulong a) => checked((v + a - 1) / a * a);
 
     private static ulong MiBNeeded(ulong bytes) => (bytes + (1UL << 20) - 1) >> 20;
+}
+
+/// <summary>The guest's user-mode IPv4 network for netboot: QEMU's default 10.0.2.0/24, or one made from cstrap's ip=ADDR:MASK:GW.</summary>
+internal sealed record NetbootNetwork(string Network, string Host, string Guest)
+{
+    public static readonly NetbootNetwork Default = new("10.0.2.0/24", "10.0.2.2", "10.0.2.15");
+
+    public static NetbootNetwork Parse(string? spec)
+    {
+        if (spec is null) return Default;
+        var s = spec.StartsWith("ip=", StringComparison.Ordinal) ? spec[3..] : spec;
+        var parts = s.Split(':');
+        if (parts.Length != 3) throw Bad(spec, "expected ADDR:MASK:GW");
+        uint addr = Ipv4(parts[0], spec), gw = Ipv4(parts[2], spec);
+        int prefix;
+        if (int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int p) && parts[1].Length <= 2)
+            prefix = p;
+        else
+        {
+            uint mask = Ipv4(parts[1], spec);
+            prefix = System.Numerics.BitOperations.PopCount(mask);
+            if (prefix > 0 && mask != uint.MaxValue << (32 - prefix)) throw Bad(spec, "the mask is not contiguous");
+            if (prefix == 0 && mask != 0) throw Bad(spec, "the mask is not contiguous");
+        }
+        if (prefix < 8 || prefix > 30) throw Bad(spec, "expected a prefix length from 8 to 30");
+        uint netMask = uint.MaxValue << (32 - prefix);
+        uint net = addr & netMask;
+        if ((gw & netMask) != net) throw Bad(spec, "the gateway is not in the address's network");
+        if (addr == gw) throw Bad(spec, "the address equals the gateway");
+        if (addr == net || addr == (net | ~netMask) || gw == net || gw == (net | ~netMask)) throw Bad(spec, "the address or gateway is the network or broadcast address");
+        return new NetbootNetwork(Text(net) + "/" + prefix.ToString(System.Globalization.CultureInfo.InvariantCulture), Text(gw), Text(addr));
+    }
+
+    /// <summary>http://127.0.0.1:PORT/... (or localhost, [::1]) -> http://HOST:PORT/...: the guest reaches the host's loopback at HOST.</summary>
+    public static string RewriteLoopback(string url, string host)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https" or "tftp"))
+            throw new BootValidationException("boot request", -1, $"netboot URL {Formats.Errors.Quote.Text(url)} is not an absolute http://, https:// or tftp:// URL");
+        if (url.Any(c => c <= ' ' || c == 0x7F))
+            throw new BootValidationException("boot request", -1, $"netboot URL {Formats.Errors.Quote.Text(url)} contains a space or control character");
+        if (!uri.IsLoopback) return url;
+        var b = new UriBuilder(uri) { Host = host };
+        return b.Uri.AbsoluteUri;
+    }
+
+    private static uint Ipv4(string text, string spec)
+    {
+        if (!System.Net.IPAddress.TryParse(text, out var ip) || ip.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || text.Count(c => c == '.') != 3)
+            throw Bad(spec, $"{Formats.Errors.Quote.Text(text)} is not a dotted IPv4 address");
+        var bytes = ip.GetAddressBytes();
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes);
+    }
+
+    private static string Text(uint a) => new System.Net.IPAddress([(byte)(a >> 24), (byte)(a >> 16), (byte)(a >> 8), (byte)a]).ToString();
+
+    private static BootValidationException Bad(string spec, string why) =>
+        new("boot request", -1, $"ip= {Formats.Errors.Quote.Text(spec)}: {why}");
 }

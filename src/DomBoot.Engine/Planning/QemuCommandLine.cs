@@ -8,10 +8,18 @@ public static class QemuCommandLine
 {
     public const string Binary = "qemu-system-x86_64";
 
+    /// <summary>Debian ovmf: the firmware code (read-only pflash 0) and the variable-store template copied per guest.</summary>
+    public const string OvmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    public const string OvmfVarsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+    /// <summary>Debian ipxe-qemu: the iPXE PXE ROM for virtio-net (legacy BIOS).</summary>
+    public const string IpxeRom = "/usr/lib/ipxe/qemu/pxe-virtio.rom";
+
     public static IReadOnlyList<string> Build(BootPlan plan, RuntimePaths runtime)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(runtime);
+        if (plan.Method is BootMethod.Uefi or BootMethod.Netboot) return BuildFirmwareBoot(plan, runtime);
         var a = new List<string>
         {
             Binary,
@@ -40,6 +48,47 @@ public static class QemuCommandLine
             if (initrd is not null) { a.Add("-initrd"); a.Add(initrd); }
         }
         if (plan.Cmdline.Length > 0) { a.Add("-append"); a.Add(plan.Cmdline); }
+        return a;
+    }
+
+    /// <summary>UEFI (OVMF on q35, the ESP on virtio-blk) or netboot (SeaBIOS, iPXE on virtio-net, -boot n): no -kernel.</summary>
+    private static List<string> BuildFirmwareBoot(BootPlan plan, RuntimePaths runtime)
+    {
+        bool uefi = plan.Method == BootMethod.Uefi;
+        var a = new List<string>
+        {
+            Binary,
+            "-machine", (uefi ? "q35" : "pc") + ",accel=" + plan.Accelerator.QemuName,
+            "-cpu", plan.Accelerator.CpuModel,
+            "-m", (plan.MemoryBytes >> 20).ToString(CultureInfo.InvariantCulture),
+            "-smp", plan.Vcpus.ToString(CultureInfo.InvariantCulture),
+            "-nodefaults", "-no-user-config",
+            "-display", "none",
+            "-chardev", "stdio,id=console0,signal=off",
+            "-serial", "chardev:console0",
+            "-qmp", "unix:" + runtime.QmpSocket + ",server=on,wait=off",
+            "-no-reboot",
+        };
+        if (uefi)
+        {
+            a.AddRange([
+                "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + Escape(OvmfCode),
+                "-drive", "if=pflash,format=raw,unit=1,file=" + Escape(runtime.FirmwareVars),
+                "-drive", "if=none,id=esp,format=raw,file=" + Escape(runtime.Esp),
+                "-device", "virtio-blk-pci,drive=esp,bootindex=0",
+            ]);
+        }
+        else
+        {
+            var nb = plan.Netboot!;
+            a.AddRange([
+                "-netdev", "user,id=n0," + nb.NetdevOptions,
+                // Debian's pxe-virtio.rom carries the virtio 1.0 device id 0x1041; SeaBIOS runs a PCI ROM only when the ids
+                // match, so the NIC must be modern-only (a transitional one has id 0x1000 and the ROM is never run).
+                "-device", "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=" + Escape(nb.RomFile),
+                "-boot", "n",
+            ]);
+        }
         return a;
     }
 
