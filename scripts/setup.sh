@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DOMBOOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/domboot}
 
 packages=(qemu-system-x86 qemu-utils busybox-static cpio lz4 gzip xz-utils zstd bzip2 lzop
-          fdisk gdisk e2fsprogs xfsprogs btrfs-progs dosfstools mtools xorriso tmux binutils systemd-boot-efi
+          fdisk gdisk e2fsprogs xfsprogs btrfs-progs dosfstools mtools xorriso tmux binutils systemd-boot-efi ovmf ipxe-qemu util-linux
           xen-utils-4.17)  # xen-utils: Debian's pygrub, the reference the bootloader tests and bench compare with
 missing=()
 for p in "${packages[@]}"; do

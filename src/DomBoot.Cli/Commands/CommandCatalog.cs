@@ -17,5 +17,7 @@ internal static class CommandCatalog
         DiskCommand.Build(),
         FsCommand.Build(),
         CreateCommand.Build(),
+        PackCommand.Build(),
+        PackCommand.BuildUnpack(),
     ];
 }
