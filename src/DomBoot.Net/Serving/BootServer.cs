@@ -101,6 +101,7 @@ public sealed partial class BootServer : IAsyncDisposable
     private async Task HandleAsync(HttpContext context)
     {
         var started = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref _requestCount);
         long sent = 0;
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path.Value ?? "";
@@ -110,8 +111,6 @@ public sealed partial class BootServer : IAsyncDisposable
         }
         finally
         {
-            Interlocked.Add(ref _bodyBytesSent, sent);
-            Interlocked.Increment(ref _requestCount);
             if (_accessLog is { } log)
             {
                 var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -179,7 +178,7 @@ public sealed partial class BootServer : IAsyncDisposable
         return _scripts.Generate(_rootReal, stemReal, BaseUrl(context.Request));
     }
 
-    private static async Task<long> SendFileAsync(HttpContext context, FileStream file, string full, bool head)
+    private async Task<long> SendFileAsync(HttpContext context, FileStream file, string full, bool head)
     {
         var request = context.Request;
         var response = context.Response;
@@ -232,19 +231,21 @@ public sealed partial class BootServer : IAsyncDisposable
             if (n == 0) break; // the file shrank under us; Kestrel aborts the response as shorter than Content-Length
             writer.Advance(n);
             done += n;
+            Interlocked.Add(ref _bodyBytesSent, n); // counted before the flush, so a client never sees bytes not yet counted
             var flush = await writer.FlushAsync(abort).ConfigureAwait(false);
             if (flush.IsCanceled || flush.IsCompleted) break;
         }
         return done;
     }
 
-    private static async Task<long> SendBytesAsync(HttpContext context, string text, string contentType, bool head)
+    private async Task<long> SendBytesAsync(HttpContext context, string text, string contentType, bool head)
     {
         var bytes = Encoding.UTF8.GetBytes(text);
         context.Response.ContentType = contentType;
         context.Response.ContentLength = bytes.Length;
         context.Response.Headers.CacheControl = "no-cache";
         if (head) return 0;
+        Interlocked.Add(ref _bodyBytesSent, bytes.Length);
         await context.Response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);
         return bytes.Length;
     }
