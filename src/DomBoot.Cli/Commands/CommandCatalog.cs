@@ -19,5 +19,7 @@ internal static class CommandCatalog
         CreateCommand.Build(),
         PackCommand.Build(),
         PackCommand.BuildUnpack(),
+        ServeCommand.Build(),
+        FetchCommand.Build(),
     ];
 }
