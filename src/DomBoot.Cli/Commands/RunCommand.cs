@@ -36,9 +36,9 @@ internal static class RunCommand
                 throw new UsageException("give either --kernel or --disk");
             var request = new BootRequest
             {
-                KernelPath = parseResult.GetValue(kernel) ?? "",
-                Initrds = parseResult.GetValue(initrd) ?? [],
-                Modules = (parseResult.GetValue(module) ?? []).Select(ParseModule).ToList(),
+                KernelPath = RemoteFiles.Local(parseResult.GetValue(kernel)) ?? "",
+                Initrds = [.. (parseResult.GetValue(initrd) ?? []).Select(i => RemoteFiles.Local(i)!)],
+                Modules = (parseResult.GetValue(module) ?? []).Select(ParseModule).Select(m => m with { Path = RemoteFiles.Local(m.Path)! }).ToList(),
                 Cmdline = parseResult.GetValue(cmdline) ?? "",
                 MemoryMiB = parseResult.GetValue(memory),
                 Vcpus = parseResult.GetValue(vcpus),
