@@ -117,8 +117,10 @@ public static class GuestRunner
             await exited.ConfigureAwait(false);
             // On a terminal, Ctrl-C reaches QEMU too (same process group) and it may exit before we ask it to.
             if (cancellationToken.IsCancellationRequested) outcome.Force(GuestOutcome.Interrupted, "");
+            // Drain what QEMU wrote before it exited (the pipes reach end of file), then stop the relays.
+            try { await Task.WhenAll(consoleTask, stderrTask).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false); }
+            catch (TimeoutException) { }
             await stop.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(consoleTask, stderrTask).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
         }
         finally
         {

@@ -221,7 +221,7 @@ public sealed class UkiPackerTests : IDisposable
         var plan = DirectBoot.Plan(new BootRequest { KernelPath = path, MemoryMiB = 256, Accelerator = AcceleratorRequest.Tcg }, runtime, GuestHarness.NoKvm);
         Assert.Equal(Cmdline, plan.Cmdline);
         var (result, console, diag) = await GuestHarness.Run(plan, runtime, TimeSpan.FromMinutes(3));
-        Assert.Contains(marker, console, StringComparison.Ordinal);
+        Assert.True(console.Contains(marker, StringComparison.Ordinal), $"no marker; {result.Describe()}\nconsole: {console}\nqemu: {diag}");
         Assert.True(result.Outcome == GuestOutcome.PoweredOff, $"{result.Describe()}\n{console}\n{diag}");
     }
 
@@ -242,7 +242,7 @@ public sealed class UkiPackerTests : IDisposable
         UefiBoot.Prepare(plan, runtime);
         Assert.Contains("BOOTX64.EFI", Tools.Run("mdir", "-b", "-i", runtime.Esp, "::/EFI/BOOT").Stdout, StringComparison.Ordinal);
         var (result, console, diag) = await GuestHarness.Run(plan, runtime, TimeSpan.FromMinutes(4));
-        Assert.Contains(marker, console, StringComparison.Ordinal);
+        Assert.True(console.Contains(marker, StringComparison.Ordinal), $"no marker; {result.Describe()}\nconsole: {console}\nqemu: {diag}");
         Assert.True(result.Outcome == GuestOutcome.PoweredOff, $"{result.Describe()}\n{console}\n{diag}");
     }
 }
