@@ -75,12 +75,20 @@ public static class BootDiscovery
             var entries = Fstab.Fstab.Parse(System.Text.Encoding.UTF8.GetString(bytes), root.LinuxName + ":/etc/fstab");
             if (Fstab.Fstab.BootMountFor(entries) is { } mount && Fstab.Fstab.FindVolume(mount, disks.Volumes, null) is { } boot)
             {
-                notes.Add($"{root.LinuxName}:/etc/fstab mounts {mount.File} from {mount.Spec} = {boot.LinuxName}");
-                order.AddRange(disks.GuestVolumes.Where(v => v.Info == boot));
+                var bootVolume = disks.GuestVolumes.First(v => v.Info == boot);
+                string sub = "";
+                if (Fstab.Fstab.SubvolOf(mount.MntOps) is { } sv && (sv.Path is not null || sv.Id is not null))
+                {
+                    // btrfs: /boot (or / holding /boot) is a subvolume; read it as the guest mounts it.
+                    bootVolume = disks.UseBtrfsSubvolume(bootVolume, sv.Path, sv.Id);
+                    sub = sv.Path is { } p ? $" subvol={p}" : $" subvolid={sv.Id}";
+                }
+                notes.Add($"{root.LinuxName}:/etc/fstab mounts {mount.File} from {mount.Spec}{sub} = {boot.LinuxName}");
+                order.Add(bootVolume);
             }
         }
-        order.AddRange(disks.GuestVolumes.Where(v => v.Info == root && !order.Contains(v)));
-        order.AddRange(disks.GuestVolumes.Where(v => !order.Contains(v)));
+        order.AddRange(disks.GuestVolumes.Where(v => v.Info == root && !order.Any(o => o.Info == v.Info)));
+        order.AddRange(disks.GuestVolumes.Where(v => !order.Any(o => o.Info == v.Info)));
         return order;
     }
 

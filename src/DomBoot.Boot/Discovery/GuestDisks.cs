@@ -76,6 +76,24 @@ public sealed class GuestDisks : IGuestFiles, IDisposable
 
     public List<string> Warnings { get; } = [];
 
+    /// <summary>
+    /// Reopens a btrfs volume at a subvolume (fstab's subvol= or subvolid=), so its paths are the ones the guest
+    /// sees at that mount point. Returns the volume as reopened.
+    /// </summary>
+    public GuestVolume UseBtrfsSubvolume(GuestVolume volume, string? subvolumePath, ulong? subvolumeId)
+    {
+        ArgumentNullException.ThrowIfNull(volume);
+        if (volume.FileSystem is not Storage.Filesystems.Btrfs.BtrfsFileSystem)
+            throw new InvalidRequestException($"{volume.Info.LinuxName} is {volume.Info.FsType}, not btrfs; subvol= does not apply");
+        var reader = volume.Volume.Open(_images[volume.DiskIndex].Reader);
+        IFileSystem fs = subvolumeId is { } id
+            ? Storage.Filesystems.Btrfs.BtrfsFileSystem.Open(reader, id)
+            : Storage.Filesystems.Btrfs.BtrfsFileSystem.Open(reader, subvolumePath);
+        var reopened = volume with { FileSystem = fs };
+        _volumes[_volumes.IndexOf(volume)] = reopened;
+        return reopened;
+    }
+
     /// <summary>Makes <paramref name="grubDevice"/> the device that device-less paths refer to.</summary>
     public void SetDefaultDevice(string grubDevice) => DefaultDevice = grubDevice;
 
