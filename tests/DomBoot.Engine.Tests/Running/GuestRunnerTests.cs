@@ -24,31 +24,15 @@ public sealed class GuestRunnerTests : IDisposable
 
     private static string Init(string body) => "#!/bin/sh\n/bin/busybox mount -t proc proc /proc\n" + body + "\n";
 
-    private sealed class Capture : Stream
-    {
-        private readonly MemoryStream _ms = new();
-        private readonly Lock _gate = new();
-        public string Text { get { lock (_gate) return Encoding.UTF8.GetString(_ms.ToArray()); } }
-        public override void Write(byte[] buffer, int offset, int count) { lock (_gate) _ms.Write(buffer, offset, count); }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-    }
 
     private async Task<(GuestResult Result, string Console, string Diagnostics)> Boot(BootRequest request, TimeSpan? timeout = null,
-        Func<Capture, CancellationTokenSource, Task>? during = null)
+        Func<ConsoleCaptureStream, CancellationTokenSource, Task>? during = null)
     {
         Tools.Require("qemu-system-x86_64");
         var runtime = new RuntimePaths(_dir.File("rt-" + Guid.NewGuid().ToString("N")[..8]));
         Directory.CreateDirectory(runtime.Directory);
         var plan = DirectBoot.Plan(request with { Accelerator = AcceleratorRequest.Tcg }, runtime, NoKvm);
-        var output = new Capture();
+        var output = new ConsoleCaptureStream();
         var diag = new StringWriter();
         using var cts = new CancellationTokenSource();
         var run = GuestRunner.RunAsync(plan, runtime, new GuestConsole(output, null, TextWriter.Synchronized(diag)), timeout ?? TimeSpan.FromMinutes(3), cts.Token);
@@ -57,7 +41,7 @@ public sealed class GuestRunnerTests : IDisposable
         return (result, output.Text, diag.ToString());
     }
 
-    private static async Task WaitFor(Capture output, string text, TimeSpan limit)
+    private static async Task WaitFor(ConsoleCaptureStream output, string text, TimeSpan limit)
     {
         var until = DateTime.UtcNow + limit;
         while (!output.Text.Contains(text, StringComparison.Ordinal))

@@ -28,27 +28,11 @@ internal static class GuestHarness
     public static async Task<(GuestResult Result, string Console, string Diagnostics)> Run(BootPlan plan, RuntimePaths runtime, TimeSpan timeout)
     {
         Tools.Require("qemu-system-x86_64");
-        var output = new Capture();
+        var output = new ConsoleCaptureStream();
         var diag = new StringWriter();
         var result = await GuestRunner.RunAsync(plan, runtime, new GuestConsole(output, null, TextWriter.Synchronized(diag)), timeout, CancellationToken.None)
             .WaitAsync(timeout + TimeSpan.FromMinutes(1));
         return (result, output.Text, diag.ToString());
     }
 
-    private sealed class Capture : Stream
-    {
-        private readonly MemoryStream _ms = new();
-        private readonly Lock _gate = new();
-        public string Text { get { lock (_gate) return Encoding.UTF8.GetString(_ms.ToArray()); } }
-        public override void Write(byte[] buffer, int offset, int count) { lock (_gate) _ms.Write(buffer, offset, count); }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-    }
 }
