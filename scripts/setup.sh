@@ -44,7 +44,7 @@ if [ ! -s "$cache/kernel/vmlinuz" ]; then
   rm -rf "$cache/kernel-pkg.tmp"
 fi
 # The guest modules the toolstack tests load in their initramfs (virtio disks and NICs, the ACPI power button).
-if [ ! -s "$cache/kernel/modules/virtio_blk.ko" ]; then
+if [ ! -s "$cache/kernel/modules/pvpanic-mmio.ko" ]; then
   kdeb=$(ls "$cache"/debs/linux-image-*-cloud-amd64_*.deb 2>/dev/null | head -n1 || true)
   if [ -z "$kdeb" ]; then
     kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
@@ -52,7 +52,7 @@ if [ ! -s "$cache/kernel/modules/virtio_blk.ko" ]; then
   fi
   unpack "$kdeb" "$cache/kernel-mods"
   rm -rf "$cache/kernel/modules.tmp" && mkdir -p "$cache/kernel/modules.tmp"
-  for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net button evdev; do
+  for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk failover net_failover virtio_net button evdev pvpanic pvpanic-mmio; do
     find "$cache/kernel-mods.tmp/lib/modules" -name "$m.ko" -exec cp {} "$cache/kernel/modules.tmp/" \;
   done
   rm -rf "$cache/kernel/modules" && mv "$cache/kernel/modules.tmp" "$cache/kernel/modules"
