@@ -12,6 +12,9 @@ internal static class RemoteFiles
         Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "domboot", "http");
 
+    /// <summary>The supervisor's resolver for kernel= and ramdisk= (a plain path comes back unchanged).</summary>
+    public static string LocalPath(string pathOrUrl) => Local(pathOrUrl)!;
+
     public static string? Local(string? pathOrUrl)
     {
         if (pathOrUrl is null) return null;

@@ -17,6 +17,7 @@ internal static class CommandCatalog
         DiskCommand.Build(),
         FsCommand.Build(),
         CreateCommand.Build(),
+        .. DomainCommands.All(),
         PackCommand.Build(),
         PackCommand.BuildUnpack(),
         ServeCommand.Build(),

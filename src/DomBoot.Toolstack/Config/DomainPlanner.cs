@@ -7,7 +7,7 @@ namespace DomBoot.Toolstack.Config;
 internal enum DomainBootSource { Kernel, Bootloader, Netboot, Firmware }
 
 /// <summary>One block device as QEMU will see it.</summary>
-internal sealed record PlannedDrive(XlDiskSpec Disk, string DriveOption)
+internal sealed record PlannedDrive(XlDiskSpec Disk, string DriveOption, string DeviceOption)
 {
     /// <summary>"uname,dev,mode" as xc_dom_create's dry run printed block devices.</summary>
     public string Summary => $"{(Disk.Target.Length == 0 ? "(empty)" : Disk.Target)},{Disk.Vdev},{(Disk.Writable ? "w" : "r")}{(Disk.IsCdrom ? ",cdrom" : "")}";
@@ -46,6 +46,9 @@ internal sealed record DomainPlan
     /// drives and the NICs.
     /// </summary>
     public required IReadOnlyList<string> QemuArgs { get; init; }
+
+    /// <summary>Only the drives and NICs of <see cref="QemuArgs"/> (the supervisor adds them to the boot's own argv).</summary>
+    public required IReadOnlyList<string> DeviceArgs { get; init; }
     public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
@@ -103,7 +106,7 @@ internal static class DomainPlanner
         {
             if (!vdevs.Add(d.Vdev)) throw Bad($"vdev {d.Vdev} is used by two disks");
         }
-        var drives = config.Disks.Select(d => new PlannedDrive(d, DriveOption(d))).ToList();
+        var drives = config.Disks.Select(d => new PlannedDrive(d, DriveOption(d), DeviceOption(d))).ToList();
 
         var nics = new List<PlannedNic>();
         var hostPorts = new HashSet<(XlForwardProtocol, int)>();
@@ -135,15 +138,16 @@ internal static class DomainPlanner
             if (config.Ramdisk is not null) { args.Add("-initrd"); args.Add(config.Ramdisk); }
             if (config.Cmdline.Length > 0) { args.Add("-append"); args.Add(config.Cmdline); }
         }
-        foreach (var d in drives) { args.Add("-drive"); args.Add(d.DriveOption); }
+        var devices = new List<string>();
+        foreach (var d in drives) { devices.Add("-drive"); devices.Add(d.DriveOption); devices.Add("-device"); devices.Add(d.DeviceOption); }
         foreach (var n in nics)
         {
-            args.Add("-netdev");
-            args.Add($"user,id={n.NetdevId}" + string.Concat(n.Forwards.Select(f =>
-                string.Create(CultureInfo.InvariantCulture, $",hostfwd={(f.Protocol == XlForwardProtocol.Tcp ? "tcp" : "udp")}:127.0.0.1:{f.HostPort}-:{f.GuestPort}"))));
-            args.Add("-device");
-            args.Add($"{n.Model},netdev={n.NetdevId},mac={n.Mac}");
+            devices.Add("-netdev");
+            devices.Add(NetdevOption(n));
+            devices.Add("-device");
+            devices.Add($"{n.Model},netdev={n.NetdevId},mac={n.Mac},id={n.NetdevId}-nic");
         }
+        args.AddRange(devices);
 
         return new DomainPlan
         {
@@ -166,22 +170,32 @@ internal static class DomainPlanner
             OnReboot = config.OnReboot,
             OnCrash = config.OnCrash,
             QemuArgs = args,
+            DeviceArgs = devices,
             Warnings = warnings,
         };
     }
 
     internal static string TypeName(XlDomainType t) => t switch { XlDomainType.Pvh => "pvh", XlDomainType.Hvm => "hvm", _ => "pv" };
 
+    /// <summary>"user,id=net0,hostfwd=tcp:127.0.0.1:2201-:22,...": QEMU user-mode networking with the NIC's forwards.</summary>
+    internal static string NetdevOption(PlannedNic n) =>
+        $"user,id={n.NetdevId}" + string.Concat(n.Forwards.Select(f =>
+            string.Create(CultureInfo.InvariantCulture, $",hostfwd={(f.Protocol == XlForwardProtocol.Tcp ? "tcp" : "udp")}:127.0.0.1:{f.HostPort}-:{f.GuestPort}")));
+
     /// <summary>
-    /// A -drive option. Disks are virtio-blk with id=VDEV; a cdrom is an IDE CD-ROM (virtio-blk has no removable
-    /// media). ',' in a path is doubled as QEMU's option parser requires.
+    /// The -drive half of a disk: the backend only (if=none, id=drive-VDEV), so the front end is a -device with
+    /// id=VDEV that block-detach can unplug. ',' in a path is doubled as QEMU's option parser requires.
     /// </summary>
-    private static string DriveOption(XlDiskSpec d)
+    internal static string DriveOption(XlDiskSpec d)
     {
         string format = d.Format == XlDiskFormat.Qcow2 ? "qcow2" : "raw";
         string file = d.Target.Replace(",", ",,", StringComparison.Ordinal);
         if (d.IsCdrom)
-            return d.Target.Length == 0 ? $"if=ide,media=cdrom,id={d.Vdev}" : $"file={file},format={format},if=ide,media=cdrom,readonly=on,id={d.Vdev}";
-        return $"file={file},format={format},if=virtio,id={d.Vdev}" + (d.Writable ? "" : ",readonly=on");
+            return d.Target.Length == 0 ? $"if=none,media=cdrom,id=drive-{d.Vdev}" : $"file={file},format={format},if=none,media=cdrom,readonly=on,id=drive-{d.Vdev}";
+        return $"file={file},format={format},if=none,id=drive-{d.Vdev}" + (d.Writable ? "" : ",readonly=on");
     }
+
+    /// <summary>The -device half: virtio-blk for disks; an IDE CD-ROM for cdroms (virtio-blk has no removable media).</summary>
+    internal static string DeviceOption(XlDiskSpec d) =>
+        d.IsCdrom ? $"ide-cd,drive=drive-{d.Vdev},id={d.Vdev}" : $"virtio-blk-pci,drive=drive-{d.Vdev},id={d.Vdev}";
 }

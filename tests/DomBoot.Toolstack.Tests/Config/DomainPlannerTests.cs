@@ -41,11 +41,11 @@ public class DomainPlannerTests
             [
                 "-name", "vm7", "-m", "384", "-smp", "2",
                 "-kernel", "/boot/vmlinuz", "-initrd", "/boot/initrd.img", "-append", "root=/dev/vda1 ro console=ttyS0 ip=10.0.0.7",
-                "-drive", "file=/srv/vm7.img,format=raw,if=virtio,id=xvda",
-                "-drive", "file=/srv/base,,1.qcow2,format=qcow2,if=virtio,id=xvdb,readonly=on",
-                "-drive", "file=/srv/install.iso,format=raw,if=ide,media=cdrom,readonly=on,id=hdc",
+                "-drive", "file=/srv/vm7.img,format=raw,if=none,id=drive-xvda", "-device", "virtio-blk-pci,drive=drive-xvda,id=xvda",
+                "-drive", "file=/srv/base,,1.qcow2,format=qcow2,if=none,id=drive-xvdb,readonly=on", "-device", "virtio-blk-pci,drive=drive-xvdb,id=xvdb",
+                "-drive", "file=/srv/install.iso,format=raw,if=none,media=cdrom,readonly=on,id=drive-hdc", "-device", "ide-cd,drive=drive-hdc,id=hdc",
                 "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2207-:22,hostfwd=tcp:127.0.0.1:8080-:80",
-                "-device", "virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:07",
+                "-device", "virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:07,id=net0-nic",
             ],
             plan.QemuArgs);
     }
@@ -71,7 +71,7 @@ public class DomainPlannerTests
             VM on_poweroff     : "destroy"
             VM on_reboot       : "restart"
             VM on_crash        : "destroy"
-            VM QEMU arguments  : -name vm7 -m 384 -smp 2 -kernel /boot/vmlinuz -initrd /boot/initrd.img -append 'root=/dev/vda1 ro console=ttyS0 ip=10.0.0.7' -drive file=/srv/vm7.img,format=raw,if=virtio,id=xvda -drive file=/srv/base,,1.qcow2,format=qcow2,if=virtio,id=xvdb,readonly=on -drive file=/srv/install.iso,format=raw,if=ide,media=cdrom,readonly=on,id=hdc -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2207-:22,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:07
+            VM QEMU arguments  : -name vm7 -m 384 -smp 2 -kernel /boot/vmlinuz -initrd /boot/initrd.img -append 'root=/dev/vda1 ro console=ttyS0 ip=10.0.0.7' -drive file=/srv/vm7.img,format=raw,if=none,id=drive-xvda -device virtio-blk-pci,drive=drive-xvda,id=xvda -drive file=/srv/base,,1.qcow2,format=qcow2,if=none,id=drive-xvdb,readonly=on -device virtio-blk-pci,drive=drive-xvdb,id=xvdb -drive file=/srv/install.iso,format=raw,if=none,media=cdrom,readonly=on,id=drive-hdc -device ide-cd,drive=drive-hdc,id=hdc -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2207-:22,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:07,id=net0-nic
 
             """.Replace("\r\n", "\n", StringComparison.Ordinal), text);
     }
@@ -83,7 +83,7 @@ public class DomainPlannerTests
         var root = doc.RootElement;
         Assert.Equal("vm7", root.GetProperty("name").GetString());
         Assert.Equal(2207, root.GetProperty("forwards")[0].GetProperty("host_port").GetInt32());
-        Assert.Contains("file=/srv/vm7.img,format=raw,if=virtio,id=xvda", root.GetProperty("qemu_args").EnumerateArray().Select(e => e.GetString()));
+        Assert.Contains("file=/srv/vm7.img,format=raw,if=none,id=drive-xvda", root.GetProperty("qemu_args").EnumerateArray().Select(e => e.GetString()));
     }
 
     [Fact]
@@ -99,10 +99,10 @@ public class DomainPlannerTests
         Assert.Equal(
             [
                 "-name", "h", "-m", "512", "-smp", "1",
-                "-drive", "file=/g/h.qcow2,format=qcow2,if=virtio,id=hda",
-                "-drive", "if=ide,media=cdrom,id=hdc",
+                "-drive", "file=/g/h.qcow2,format=qcow2,if=none,id=drive-hda", "-device", "virtio-blk-pci,drive=drive-hda,id=hda",
+                "-drive", "if=none,media=cdrom,id=drive-hdc", "-device", "ide-cd,drive=drive-hdc,id=hdc",
                 "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2212-:22",
-                "-device", "virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:0c",
+                "-device", "virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:0c,id=net0-nic",
             ],
             plan.QemuArgs);
     }
@@ -123,9 +123,9 @@ public class DomainPlannerTests
         Assert.Equal(["--entry=1"], plan.BootloaderArgs);
         Assert.DoesNotContain("-kernel", plan.QemuArgs);
         Assert.Contains("user,id=net0,hostfwd=tcp:127.0.0.1:2500-:22", plan.QemuArgs);
-        Assert.Contains("virtio-net-pci,netdev=net0,mac=00:16:3e:00:01:2c", plan.QemuArgs);
+        Assert.Contains("virtio-net-pci,netdev=net0,mac=00:16:3e:00:01:2c,id=net0-nic", plan.QemuArgs);
         Assert.Contains("user,id=net1,hostfwd=udp:127.0.0.1:5353-:53", plan.QemuArgs);
-        Assert.Contains("e1000,netdev=net1,mac=02:00:00:00:00:01", plan.QemuArgs);
+        Assert.Contains("e1000,netdev=net1,mac=02:00:00:00:00:01,id=net1-nic", plan.QemuArgs);
     }
 
     public static TheoryData<string, string> Unplannable => new()

@@ -1,0 +1,2 @@
+// The toolstack drives QEMU through Unix sockets, flock and /proc: Linux only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace DomBoot.Toolstack.Domains;
+
+/// <summary>The few Linux calls the toolstack needs that .NET does not expose.</summary>
+internal static class Posix
+{
+#pragma warning disable SYSLIB1054 // plain DllImport as elsewhere in the repo (UnixLStat, BootServer); no unsafe blocks in this project
+    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int StatX(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, [Out] byte[] buffer);
+
+    [DllImport("libc", EntryPoint = "setsid", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int SetSid();
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
+
+    [DllImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Dup2(int oldfd, int newfd);
+
+    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Close(int fd);
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Kill(int pid, int sig);
+#pragma warning restore SYSLIB1054
+
+    private const int AtFdCwd = -100;
+    private const uint StatxBasicStats = 0x7FF;
+    private const int ORdOnly = 0, OWrOnly = 1, OCreat = 0x40, OAppend = 0x400, OCloExec = 0x80000;
+    public const int SigKill = 9, SigTerm = 15;
+
+    /// <summary>Device and inode of a file (symlinks followed): the identity a disk lock is keyed by.</summary>
+    public static string FileIdentity(string path)
+    {
+        var buffer = new byte[512];
+        if (StatX(AtFdCwd, path, 0, StatxBasicStats, buffer) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == 2) throw new FileNotFoundException($"{path}: no such file", path);
+            throw new IOException($"{path}: statx failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+        }
+        ulong ino = BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(32));
+        uint major = BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(136));
+        uint minor = BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(140));
+        return string.Create(CultureInfo.InvariantCulture, $"{major}:{minor}:{ino}");
+    }
+
+    /// <summary>
+    /// Leaves the caller's session (no SIGHUP when the terminal closes, no Ctrl-C from it) and points stdin at
+    /// /dev/null and stdout/stderr at <paramref name="logFile"/>, so a parent reading our pipes sees them close.
+    /// </summary>
+    public static void Detach(string logFile)
+    {
+        _ = SetSid(); // fails only if already a group leader, which a freshly spawned child is not
+        int devNull = Open("/dev/null", ORdOnly | OCloExec, 0);
+        int log = Open(logFile, OWrOnly | OCreat | OAppend | OCloExec, 0x180);
+        if (devNull < 0 || log < 0) throw new IOException($"{logFile}: cannot open the domain log (errno {Marshal.GetLastPInvokeError()})");
+        bool ok = Dup2(devNull, 0) >= 0 & Dup2(log, 1) >= 0 & Dup2(log, 2) >= 0;
+        ok &= Close(devNull) == 0 & Close(log) == 0;
+        if (!ok) throw new IOException($"{logFile}: cannot redirect the standard streams (errno {Marshal.GetLastPInvokeError()})");
+    }
+
+    /// <summary>True if a process with this pid exists (kill(pid, 0)); EPERM also means it exists.</summary>
+    public static bool Exists(int pid)
+    {
+        if (pid <= 0) return false;
+        if (Kill(pid, 0) == 0) return true;
+        return Marshal.GetLastPInvokeError() == 1;
+    }
+
+    public static bool Signal(int pid, int signal) => pid > 0 && Kill(pid, signal) == 0;
+
+    /// <summary>/proc/PID/stat field 22 (starttime, clock ticks since boot), to tell a process from a later one with its pid.</summary>
+    public static long? StartTime(int pid) => StatField(pid, 22);
+
+    /// <summary>utime + stime of a process in seconds (xl list's Time(s) column is the domain's CPU time).</summary>
+    public static double CpuSeconds(int pid)
+    {
+        long? u = StatField(pid, 14), s = StatField(pid, 15);
+        return u is null || s is null ? 0 : (u.Value + s.Value) / 100.0; // USER_HZ is 100 on Linux
+    }
+
+    /// <summary>Resident set size of a process in bytes (/proc/PID/statm field 2), 0 if it is gone.</summary>
+    public static long ResidentBytes(int pid)
+    {
+        try
+        {
+            var parts = File.ReadAllText($"/proc/{pid}/statm").Split(' ');
+            return parts.Length > 1 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long pages) ? pages * Environment.SystemPageSize : 0;
+        }
+        catch (IOException) { return 0; }
+        catch (UnauthorizedAccessException) { return 0; }
+    }
+
+    /// <summary>True if the process exists and is the one that started at <paramref name="startTime"/>.</summary>
+    public static bool IsAlive(int pid, long? startTime)
+    {
+        if (!Exists(pid)) return false;
+        if (startTime is null) return true;
+        var now = StartTime(pid);
+        return now is null || now == startTime;
+    }
+
+    private static long? StatField(int pid, int field)
+    {
+        string text;
+        try { text = File.ReadAllText($"/proc/{pid}/stat"); }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+        int close = text.LastIndexOf(')');
+        if (close < 0) return null;
+        var rest = text[(close + 2)..].Split(' ');
+        int index = field - 3; // fields 1 and 2 are pid and (comm)
+        return index >= 0 && index < rest.Length && long.TryParse(rest[index], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) ? v : null;
+    }
+}
