@@ -17,8 +17,10 @@ public static class ToolstackGuest
 {
     /// <summary>
     /// The kernel command line to boot with. panic=-1 makes a panic reboot at once when no pvpanic device stops the
-    /// guest first (with -no-reboot QEMU then exits, reason guest-reset); quiet keeps kernel chatter off the console
-    /// but /init's lines and the panic report still appear.
+    /// guest first (with -no-reboot QEMU then exits, reason guest-reset). With -device pvpanic (ISA, ACPI QEMU0001,
+    /// driven by pvpanic-mmio.ko) the panic notifier runs before that timeout, so -action panic=pause gives
+    /// GUEST_PANICKED {"action":"pause"} and status guest-panicked; no panic=0 is needed. quiet keeps kernel chatter
+    /// off the console, but /init's lines and the panic report still appear.
     /// </summary>
     public const string BaseCmdline = "console=ttyS0 panic=-1 quiet";
 
@@ -214,7 +216,7 @@ public static class ToolstackGuest
     /// </summary>
     public static string BootDisk(string directory, string name, int defaultEntry)
     {
-        _ = EntryCmdline(defaultEntry);
+        CheckEntry(defaultEntry, nameof(defaultEntry));
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, name);
         BuildBootDisk(path, defaultEntry);
@@ -228,9 +230,14 @@ public static class ToolstackGuest
     /// </summary>
     public static void SetDefaultEntry(string diskPath, int entry)
     {
-        _ = EntryCmdline(entry);
+        CheckEntry(entry, nameof(entry));
         if (!File.Exists(diskPath)) throw new FileNotFoundException("no boot disk to change", diskPath);
         BuildBootDisk(diskPath, entry);
+    }
+
+    private static void CheckEntry(int entry, string parameter)
+    {
+        if (entry is not (0 or 1)) throw new ArgumentOutOfRangeException(parameter, entry, "the boot disk has entries 0 and 1");
     }
 
     /// <summary>The grub.cfg of <see cref="BootDisk"/>, in the shape update-grub writes.</summary>
