@@ -19,6 +19,23 @@ public static class Cache
     /// <summary>The Debian cloud kernel bzImage.</summary>
     public static string Kernel => Need("kernel/vmlinuz");
 
+    /// <summary>The cloud kernel's release string ("6.1.0-56-cloud-amd64"), as setup.sh recorded it.</summary>
+    public static string KernelRelease => File.ReadAllText(Need("kernel/release")).Trim();
+
+    /// <summary>
+    /// The folder of the cloud kernel's modules the toolstack test guest loads (virtio, virtio_ring, virtio_pci*,
+    /// virtio_blk, failover, net_failover, virtio_net, button, evdev, pvpanic, pvpanic-mmio; uncompressed .ko).
+    /// </summary>
+    public static string Modules
+    {
+        get
+        {
+            // pvpanic-mmio.ko is the last one setup.sh copies, and the folder is renamed into place whole
+            Need("kernel/modules/pvpanic-mmio.ko");
+            return System.IO.Path.Combine(Root, "kernel", "modules");
+        }
+    }
+
     /// <summary>Static busybox from busybox-static.</summary>
     public static string Busybox => Need("busybox/busybox");
 
