@@ -28,6 +28,10 @@ internal static class Posix
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern int Close(int fd);
 
+    [DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Fcntl(int fd, int cmd, int arg);
+
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern int Kill(int pid, int sig);
@@ -61,12 +65,63 @@ internal static class Posix
     public static void Detach(string logFile)
     {
         _ = SetSid(); // fails only if already a group leader, which a freshly spawned child is not
+        // What 0, 1 and 2 were: the runtime may already hold close-on-exec duplicates of them (Console.Out), which
+        // would keep the parent's pipes open; those are pointed at the same places as 0, 1 and 2 below.
+        string? oldIn = LinkOf(0), oldOut = LinkOf(1), oldErr = LinkOf(2);
         int devNull = Open("/dev/null", ORdOnly | OCloExec, 0);
         int log = Open(logFile, OWrOnly | OCreat | OAppend | OCloExec, 0x180);
         if (devNull < 0 || log < 0) throw new IOException($"{logFile}: cannot open the domain log (errno {Marshal.GetLastPInvokeError()})");
         bool ok = Dup2(devNull, 0) >= 0 & Dup2(log, 1) >= 0 & Dup2(log, 2) >= 0;
+        foreach (var fd in OpenDescriptors())
+        {
+            if (fd <= 2 || fd == devNull || fd == log) continue;
+            string? link = LinkOf(fd);
+            if (link is null || !link.StartsWith("pipe:", StringComparison.Ordinal) && !link.StartsWith("/dev/pts/", StringComparison.Ordinal) && !link.StartsWith("socket:", StringComparison.Ordinal)) continue;
+            int target = link == oldIn ? devNull : link == oldOut || link == oldErr ? log : -1;
+            if (target < 0) continue;
+            ok &= Dup2(target, fd) >= 0;
+            _ = Fcntl(fd, FSetFd, FdCloExec);
+        }
         ok &= Close(devNull) == 0 & Close(log) == 0;
         if (!ok) throw new IOException($"{logFile}: cannot redirect the standard streams (errno {Marshal.GetLastPInvokeError()})");
+        CloseInheritedDescriptors();
+    }
+
+    private const int FGetFd = 1, FSetFd = 2, FdCloExec = 1;
+
+    private static string? LinkOf(int fd)
+    {
+        try { return new FileInfo("/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture)).LinkTarget; }
+        catch (IOException) { return null; }
+    }
+
+    private static List<int> OpenDescriptors()
+    {
+        var result = new List<int>();
+        try
+        {
+            foreach (var e in Directory.GetFileSystemEntries("/proc/self/fd"))
+            {
+                if (int.TryParse(Path.GetFileName(e), NumberStyles.None, CultureInfo.InvariantCulture, out int fd)) result.Add(fd);
+            }
+        }
+        catch (IOException) { }
+        return result;
+    }
+
+    /// <summary>
+    /// Closes descriptors above 2 that we inherited without close-on-exec (a build tool's logger pipe, say): .NET
+    /// marks all of its own close-on-exec, so these are exactly the ones that would keep a parent's pipe open for
+    /// the domain's whole life, and QEMU would inherit them too.
+    /// </summary>
+    public static void CloseInheritedDescriptors()
+    {
+        foreach (var fd in OpenDescriptors())
+        {
+            if (fd <= 2) continue;
+            int flags = Fcntl(fd, FGetFd, 0);
+            if (flags >= 0 && (flags & FdCloExec) == 0) _ = Close(fd);
+        }
     }
 
     /// <summary>True if a process with this pid exists (kill(pid, 0)); EPERM also means it exists.</summary>
