@@ -185,6 +185,7 @@ internal static class DomainBooter
     /// <summary>
     /// libxl's protocol: PROGRAM [--args=CMDLINE] --output=FILE --output-format=simple0 --output-directory=DIR
     /// [bootloader_args...] DISK; FILE then holds "kernel PATH\0ramdisk PATH\0args TEXT\0". The files must lie in DIR.
+    /// The program runs without a terminal (libxl gives it a pty for a menu): Xen's pygrub needs bootloader_args -q.
     /// </summary>
     private static BootRequest RunExternalBootloader(string program, XlConfig config, List<string> disks, DomainPaths paths, BootRequest template, CancellationToken cancellationToken)
     {
@@ -192,6 +193,8 @@ internal static class DomainBooter
         if (!File.Exists(program)) throw new FileNotFoundException($"{program}: no such file", program);
         if (disks.Count == 0) throw new InvalidRequestException($"{config.FileName}: bootloader= needs a disk");
         string output = Path.Combine(paths.BootFolder, "bootloader.out");
+        // libxl hands over a FIFO it created; pygrub opens it without O_CREAT, so the file must exist.
+        File.WriteAllBytes(output, []);
         var psi = new ProcessStartInfo(program) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         if (config.Cmdline.Length > 0) psi.ArgumentList.Add("--args=" + config.Cmdline);
         psi.ArgumentList.Add("--output=" + output);
