@@ -101,7 +101,7 @@ public sealed class ConsoleTests
         Assert.Contains("HEARTBEAT 2", r.Stdout, StringComparison.Ordinal);
         var two = h.Ok("console", "--replay", "2", "logged").Stdout;
         Assert.DoesNotContain("GUEST-UP", two, StringComparison.Ordinal);
-        Assert.Matches(@"^HEARTBEAT \d+\r?\nHEARTBEAT \d+\r?\n", two);
+        Assert.Matches(@"^(HEARTBEAT|BLOCKDEVS) [^\n]*\n(HEARTBEAT|BLOCKDEVS) [^\n]*\n", two);
         Assert.NotNull(h.Listed("logged"));
     }
 
@@ -133,6 +133,125 @@ public sealed class ConsoleTests
         h.Ok("destroy", "reb");
         Assert.Equal(0, c.WaitForExit());
         Assert.EndsWith("domboot: domain reb is gone\n", c.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Relay_WithAFakeQemu_DetachesReconnectsAndSeesTheDomainGone()
+    {
+        // In process, no QEMU, no terminal: a listening socket plays QEMU's chardev, streams play the terminal.
+        var state = new DomBoot.Toolstack.Domains.StateDirectory(Path.Combine("/tmp", "dbc-" + Guid.NewGuid().ToString("N")[..8]));
+        try
+        {
+            state.Ensure();
+            var folder = state.DomainFolder("fake");
+            Directory.CreateDirectory(folder);
+            using var owner = DomBoot.Toolstack.Domains.FileLock.TryAcquire(DomBoot.Toolstack.Domains.DomainStore.OwnerLockPath(folder), exclusive: true)!;
+            new DomBoot.Toolstack.Domains.DomainRecord { Name = "fake", Id = 7, Uuid = "u-1", State = "running", CreatedUtc = DateTimeOffset.UtcNow }
+                .Save(DomBoot.Toolstack.Domains.DomainStore.RecordPath(folder));
+            var sockPath = Path.Combine(folder, "console.sock");
+            File.WriteAllText(Path.Combine(state.Logs, "fake.console.log"), "one\ntwo\nthree\n");
+
+            using var client = DomBoot.Toolstack.Lifecycle.ConsoleClient.For(state, "7");
+            Assert.Equal("fake", client.Name);
+            Assert.Equal("two\nthree\n", Encoding.ASCII.GetString(client.ReplayTail(2)));
+
+            // 1: output flows, typed bytes reach the server, nothing after Ctrl-] is sent.
+            using (var listener = Listen(sockPath))
+            {
+                var input = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.Out);
+                using var inputReader = new System.IO.Pipes.AnonymousPipeClientStream(System.IO.Pipes.PipeDirection.In, input.ClientSafePipeHandle);
+                var output = new MemoryStream();
+                var accept = listener.AcceptAsync();
+                await client.ConnectAsync(CancellationToken.None);
+                using var server = await accept;
+                await server.SendAsync("HELLO\r\n"u8.ToArray());
+                var run = client.RunAsync(inputReader, output, null, CancellationToken.None);
+                await input.WriteAsync("ls\r"u8.ToArray());
+                await input.FlushAsync();
+                var got = new byte[16];
+                int n = await server.ReceiveAsync(got);
+                Assert.Equal("ls\r", Encoding.ASCII.GetString(got, 0, n));
+                await input.WriteAsync(new byte[] { (byte)'a', CtrlRightBracket, (byte)'b' });
+                await input.FlushAsync();
+                Assert.Equal(DomBoot.Toolstack.Lifecycle.ConsoleEnd.Detached, await run.WaitAsync(TimeSpan.FromSeconds(10)));
+                Assert.Equal("HELLO\r\n", Encoding.ASCII.GetString(output.ToArray()));
+                server.ReceiveTimeout = 2000;
+                n = server.Receive(got);
+                Assert.Equal("a", Encoding.ASCII.GetString(got, 0, n));
+                input.Dispose();
+            }
+
+            // 2: QEMU goes away (a reboot), a new one listens: the client reconnects; then the folder goes: gone.
+            client.Dispose(); // drops console.lock: the next client may attach
+            File.Delete(sockPath);
+            using var client2 = DomBoot.Toolstack.Lifecycle.ConsoleClient.For(state, "fake");
+            var notices = new List<string>();
+            var output2 = new MemoryStream();
+            var never = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.Out);
+            using var neverReader = new System.IO.Pipes.AnonymousPipeClientStream(System.IO.Pipes.PipeDirection.In, never.ClientSafePipeHandle);
+            Task<DomBoot.Toolstack.Lifecycle.ConsoleEnd> run2;
+            using (var first = Listen(sockPath))
+            {
+                var accept = first.AcceptAsync();
+                await client2.ConnectAsync(CancellationToken.None);
+                run2 = client2.RunAsync(neverReader, output2, m => { lock (notices) notices.Add(m); }, CancellationToken.None);
+                using var s1 = await accept;
+                await s1.SendAsync("BOOT-1\n"u8.ToArray());
+                await Task.Delay(200);
+            }
+            File.Delete(sockPath);
+            using (var second = Listen(sockPath))
+            {
+                using var s2 = await second.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10));
+                await s2.SendAsync("BOOT-2\n"u8.ToArray());
+                await Task.Delay(200);
+            }
+            Assert.False(run2.IsCompleted);
+            owner.Dispose();
+            Directory.Delete(folder, recursive: true);
+            Assert.Equal(DomBoot.Toolstack.Lifecycle.ConsoleEnd.DomainGone, await run2.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal("BOOT-1\nBOOT-2\n", Encoding.ASCII.GetString(output2.ToArray()));
+            lock (notices) Assert.Contains("reconnected to the console of fake", notices);
+            never.Dispose();
+        }
+        finally
+        {
+            Directory.Delete(state.Root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void SocketPeers_CountsAcceptedAndQueuedClientsOfOnePath()
+    {
+        const string proc = """
+            Num       RefCount Protocol Flags    Type St Inode Path
+            000000004ff001b4: 00000002 00000000 00010000 0001 01 882694 /tmp/cx/c.sock
+            000000007ee31ee0: 00000003 00000000 00000000 0001 03 882780 /tmp/cx/c.sock
+            000000008ef90088: 00000003 00000000 00000000 0001 02 0 /tmp/cx/c.sock
+            000000009ef90088: 00000003 00000000 00000000 0001 03 882790 /tmp/cx/other.sock
+            00000000aef90088: 00000003 00000000 00000000 0001 03 882791
+            """;
+        Assert.Equal((1, 1, 2), DomBoot.Toolstack.Lifecycle.ConsoleClient.SocketPeers(proc, "/tmp/cx/c.sock"));
+        Assert.Equal((0, 0, 0), DomBoot.Toolstack.Lifecycle.ConsoleClient.SocketPeers(proc, "/tmp/cx/none.sock"));
+    }
+
+    [Theory]
+    [InlineData("a\nb\nc\n", 2, "b\nc\n")]
+    [InlineData("a\nb\nc", 2, "b\nc")]
+    [InlineData("a\nb\n", 5, "a\nb\n")]
+    [InlineData("", 3, "")]
+    [InlineData("a\n", 0, "")]
+    public void TailLines_KeepsTheLastLines(string text, int lines, string expected)
+    {
+        Assert.Equal(expected, Encoding.ASCII.GetString(DomBoot.Toolstack.Lifecycle.ConsoleClient.TailLines(Encoding.ASCII.GetBytes(text), lines)));
+    }
+
+    private static System.Net.Sockets.Socket Listen(string path)
+    {
+        var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        s.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        s.Listen(1);
+        return s;
     }
 
     private static void WaitForPane(Func<string> pane, string text)
