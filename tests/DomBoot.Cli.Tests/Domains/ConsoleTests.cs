@@ -27,6 +27,10 @@ public sealed class ConsoleTests
             echo "CONSOLE-EXIT=$?"
             after=$(stty -g)
             if [ "$before" = "$after" ]; then echo STTY-RESTORED; else echo "STTY-CHANGED $before -> $after"; fi
+            '{DombootProcess.Executable}' console --state-dir '{h.StateDir}' tty
+            echo "SECOND-EXIT=$?"
+            after=$(stty -g)
+            if [ "$before" = "$after" ]; then echo STTY2-RESTORED; else echo "STTY2-CHANGED $before -> $after"; fi
             sleep 600
 
             """));
@@ -45,6 +49,17 @@ public sealed class ConsoleTests
             Assert.Contains("STTY-RESTORED", pane, StringComparison.Ordinal);
             // Raw mode: the guest's own \r\n starts each line at the left edge (no staircase).
             Assert.Matches(new Regex(@"^HEARTBEAT \d+\s*$", RegexOptions.Multiline), pane);
+
+            // SIGTERM while attached: the terminal settings still come back.
+            int consoles = Regex.Count(pane, "connected to the console of tty");
+            var sw = Stopwatch.StartNew();
+            while (Regex.Count(Pane(), "connected to the console of tty") <= consoles && sw.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(200);
+            var pid = Tools.Run("pgrep", ["-f", "console --state-dir " + h.StateDir + " tty"]).Stdout.Trim();
+            Tools.Run("kill", ["-TERM", pid]);
+            WaitForPane(Pane, "STTY2-");
+            pane = Pane();
+            Assert.Contains("SECOND-EXIT=143", pane, StringComparison.Ordinal);
+            Assert.Contains("STTY2-RESTORED", pane, StringComparison.Ordinal);
         }
         finally
         {
@@ -84,6 +99,30 @@ public sealed class ConsoleTests
         Assert.Equal(66, unknown.ExitCode);
         Assert.StartsWith("domboot: error: ", unknown.Stderr, StringComparison.Ordinal);
         Assert.Single(unknown.Stderr.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public async Task Console_OfAnOrphanedDomain_AttachesAndSeesItDestroyed()
+    {
+        using var h = new DomainHarness();
+        h.Ok("create", h.KernelConfig("orph"));
+        h.WaitForConsole("orph", "^HEARTBEAT 1$");
+        var (qemu, supervisor) = h.Pids("orph");
+        Process.GetProcessById(supervisor).Kill();
+        h.WaitUntil(() => !DomainHarness.Alive(supervisor), "the supervisor to die");
+        Assert.True(DomainHarness.Alive(qemu));
+
+        using var c = Attached.Start(h, "console", "orph");
+        c.WaitForOutput(s => Regex.Count(s, "HEARTBEAT") >= 2, "heartbeats of the orphaned domain");
+        await c.SendAsync([CtrlRightBracket]);
+        Assert.Equal(0, c.WaitForExit());
+
+        using var again = Attached.Start(h, "console", "orph");
+        again.WaitForOutput(s => s.Contains("HEARTBEAT", StringComparison.Ordinal), "heartbeats after re-attaching");
+        h.Ok("destroy", "orph");
+        Assert.Equal(0, again.WaitForExit());
+        Assert.EndsWith("domboot: domain orph is gone\n", again.Stderr, StringComparison.Ordinal);
+        Assert.False(DomainHarness.Alive(qemu));
     }
 
     [Fact]
