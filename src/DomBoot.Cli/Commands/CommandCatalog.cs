@@ -18,6 +18,7 @@ internal static class CommandCatalog
         FsCommand.Build(),
         CreateCommand.Build(),
         .. DomainCommands.All(),
+        ConsoleCommand.Build(),
         PackCommand.Build(),
         PackCommand.BuildUnpack(),
         ServeCommand.Build(),
