@@ -151,7 +151,9 @@ internal sealed partial class Supervisor : IDisposable
             _lastShutdownReason = null;
             _panicked = false;
             var options = new DomainBooter.BootOptions(Paused: first && _request.Paused, Incoming: first && _request.RestoreFile is not null);
-            var boot = DomainBooter.Prepare(_config, _plan, _paths, _record.Uuid, options, _resolveRemote, cancellationToken);
+            var boot = first && _request.RestoreFile is not null
+                ? PrepareRestoredBoot(_request.RestoreFile, options)
+                : DomainBooter.Prepare(_config, _plan, _paths, _record.Uuid, options, _resolveRemote, cancellationToken);
             await StartQemuAsync(boot, cancellationToken).ConfigureAwait(false);
             if (first && _request.RestoreFile is not null) await RestoreIncomingAsync(_request.RestoreFile, cancellationToken).ConfigureAwait(false);
             await ApplyPinningAsync(cancellationToken).ConfigureAwait(false);
@@ -425,6 +427,7 @@ internal sealed partial class Supervisor : IDisposable
         _ops["reboot"] = RebootAsync;
         _ops["destroy"] = DestroyAsync;
         RegisterExtraOps(_ops);
+        RegisterSaveOps();
     }
 
     /// <summary>Operations defined in other parts of this class (save, devices, vCPUs) add themselves here.</summary>
