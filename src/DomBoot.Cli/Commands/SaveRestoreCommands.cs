@@ -35,8 +35,17 @@ internal static class SaveRestoreCommands
             var entry = control.Store.Find(name);
             bool checkpoint = p.GetValue(keep);
             Console.Error.WriteLine($"Saving to {path}");
-            var result = control.CallAsync(name, "save", new JsonObject { ["file"] = path, ["keep"] = checkpoint },
-                Supervisor.SaveTimeout + TimeSpan.FromSeconds(30), CancellationToken.None).GetAwaiter().GetResult();
+            JsonNode? result;
+            try
+            {
+                result = control.CallAsync(name, "save", new JsonObject { ["file"] = path, ["keep"] = checkpoint },
+                    Supervisor.SaveTimeout + TimeSpan.FromSeconds(30), CancellationToken.None).GetAwaiter().GetResult();
+            }
+            catch (SupervisorGoneException)
+            {
+                // QEMU died during the save: the supervisor applied on_crash and ended before it could answer.
+                throw new UnavailableException($"domain {entry.Record.Name} ended during the save (QEMU exited; see {Path.Combine(control.Store.State.Logs, entry.Record.Name + ".log")}); no save file was written");
+            }
             long bytes = result?["bytes"]?.GetValue<long>() ?? 0;
             double seconds = result?["seconds"]?.GetValue<double>() ?? 0;
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Saved domain {entry.Record.Name} to {path} ({bytes} bytes in {seconds:0.00} s)"));

@@ -66,9 +66,12 @@ internal sealed record SaveImageHeader(uint Version, uint Flags, uint MetadataLe
     public static bool HasMagic(ReadOnlySpan<byte> bytes) => bytes.Length >= Magic.Length && bytes[..Magic.Length].SequenceEqual(Magic);
 
     /// <summary>Parses and checks the header on its own (magic, version, flags, sizes against the limits, offsets).</summary>
-    public static SaveImageHeader Parse(ReadOnlySpan<byte> bytes, long imageOffset)
+    public static SaveImageHeader Parse(ReadOnlySpan<byte> bytes, long imageOffset) => Parse(bytes, imageOffset, Structure);
+
+    /// <summary>As <see cref="Parse(ReadOnlySpan{byte}, long)"/>, naming the structure in errors (the file's path).</summary>
+    internal static SaveImageHeader Parse(ReadOnlySpan<byte> bytes, long imageOffset, string structure)
     {
-        var r = new FieldReader(bytes, imageOffset, Structure);
+        var r = new FieldReader(bytes, imageOffset, structure);
         r.Require(0, Size);
         if (!HasMagic(bytes)) throw r.Error(Offsets.Magic, "magic is not \"DOMBSAVE\"; not a domboot save file");
         uint version = r.U32(Offsets.Version);
@@ -166,9 +169,7 @@ internal sealed record SaveImage(string Path, SaveImageHeader Header, SaveImageM
             throw new TruncatedDataException(path, 0, SaveImageHeader.Size, length);
         }
         f.ReadExactly(head);
-        SaveImageHeader header;
-        try { header = SaveImageHeader.Parse(head, 0); }
-        catch (MalformedDataException ex) { throw new MalformedDataException(path, ex.Offset, ex.Message); }
+        var header = SaveImageHeader.Parse(head, 0, path + ": " + SaveImageHeader.Structure);
         if (!header.Complete)
             throw new MalformedDataException(path, SaveImageHeader.Offsets.Flags, "the save is incomplete (it was interrupted); it cannot be restored");
         ulong expected = checked(header.StreamOffset + header.StreamLength + SaveImageHeader.TrailerSize);

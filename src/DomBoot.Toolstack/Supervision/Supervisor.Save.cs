@@ -30,6 +30,17 @@ internal sealed partial class Supervisor
 
     private SaveImage? _restoreImage;
 
+    // Temporaries of saves in flight, removed if the supervisor ends (QEMU died, SIGTERM) before the save's own cleanup ran.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> s_inFlight = new(StringComparer.Ordinal);
+    private static int s_exitHook;
+
+    private static void TrackTemporary(string path)
+    {
+        if (Interlocked.Exchange(ref s_exitHook, 1) == 0)
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => { foreach (var t in s_inFlight.Keys) TryDelete(t); };
+        s_inFlight[path] = 0;
+    }
+
     private void RegisterSaveOps() => _ops["save"] = SaveAsync;
 
     private async Task<JsonNode?> SaveAsync(JsonObject request, CancellationToken cancellationToken)
@@ -64,6 +75,7 @@ internal sealed partial class Supervisor
         UpdateRecord(r => r with { State = "saving" });
         bool done = false, migrating = false;
         long streamLength = 0, fileLength = 0;
+        TrackTemporary(tmp);
         try
         {
             if (File.Exists(socketPath)) File.Delete(socketPath);
@@ -144,6 +156,7 @@ internal sealed partial class Supervisor
         finally
         {
             if (!done) TryDelete(tmp);
+            s_inFlight.TryRemove(tmp, out _);
             TryDelete(socketPath);
             if (!done) await ResumeAfterSaveAsync(qmp, qemu, wasRunning).ConfigureAwait(false);
         }
