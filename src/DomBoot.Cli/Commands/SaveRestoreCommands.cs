@@ -43,8 +43,9 @@ internal static class SaveRestoreCommands
             }
             catch (SupervisorGoneException)
             {
-                // QEMU died during the save: the supervisor applied on_crash and ended before it could answer.
-                throw new UnavailableException($"domain {entry.Record.Name} ended during the save (QEMU exited; see {Path.Combine(control.Store.State.Logs, entry.Record.Name + ".log")}); no save file was written");
+                // QEMU died during the save (the supervisor applied on_crash and ended before it answered), or the
+                // supervisor itself was killed; either way FILE was never renamed into place.
+                throw new UnavailableException($"domain {entry.Record.Name}: the save did not finish (its supervisor ended: QEMU exited or the supervisor was killed; see {Path.Combine(control.Store.State.Logs, entry.Record.Name + ".log")}); {path} was not written");
             }
             long bytes = result?["bytes"]?.GetValue<long>() ?? 0;
             double seconds = result?["seconds"]?.GetValue<double>() ?? 0;
