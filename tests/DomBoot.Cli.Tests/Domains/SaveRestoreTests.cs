@@ -14,7 +14,7 @@ public sealed class SaveRestoreTests(ITestOutputHelper output)
     public void SaveRestore_HeartbeatContinues()
     {
         using var h = new DomainHarness();
-        var cfg = h.KernelConfig("sr", memory: 256);
+        var cfg = h.KernelConfig("sr", extra: "vif = [ 'mac=00:16:3e:5a:00:01' ]", memory: 256);
         h.Ok("create", cfg);
         int idBefore = h.Listed("sr")!.Value.GetProperty("domid").GetInt32();
         h.WaitForConsole("sr", "^GUEST-UP");
@@ -41,8 +41,14 @@ public sealed class SaveRestoreTests(ITestOutputHelper output)
         Assert.Contains($"Restoring domain from {file}", restored.Stderr, StringComparison.Ordinal);
         Assert.Matches(@"^Restored domain sr \(id \d+\)", restored.Stdout);
         var row = h.Listed("sr")!.Value;
-        Assert.NotEqual(idBefore, row.GetProperty("domid").GetInt32());
+        int idAfter = row.GetProperty("domid").GetInt32();
+        Assert.NotEqual(idBefore, idAfter);
         Assert.Equal("running", row.GetProperty("state").GetString());
+        // The saved argv is rewritten for the new id: its ssh forward is 22NN of the new id, and QEMU listens there.
+        string argv = File.ReadAllText(Path.Combine(h.StateDir, "domains", "sr", "domain.json"));
+        Assert.Contains($"hostfwd=tcp:127.0.0.1:{2200 + idAfter}-:22", argv, StringComparison.Ordinal);
+        Assert.DoesNotContain($"hostfwd=tcp:127.0.0.1:{2200 + idBefore}-:22", argv, StringComparison.Ordinal);
+        using (var tcp = new System.Net.Sockets.TcpClient()) tcp.Connect("127.0.0.1", 2200 + idAfter);
 
         var line = h.WaitForConsole("sr", @"^HEARTBEAT \d+$", after: mark);
         int first = int.Parse(line["HEARTBEAT ".Length..], CultureInfo.InvariantCulture);
