@@ -107,10 +107,10 @@ internal sealed partial class Supervisor
                 if (wasRunning) await qmp.ExecuteAsync("stop", null, QmpClient.DefaultTimeout, cancellationToken).ConfigureAwait(false);
                 using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 var receive = ReceiveStreamAsync(listener, output, cts.Token);
-                await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:" + socketPath }, QmpClient.DefaultTimeout, cancellationToken).ConfigureAwait(false);
-                migrating = true;
                 try
                 {
+                    await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:" + socketPath }, QmpClient.DefaultTimeout, cancellationToken).ConfigureAwait(false);
+                    migrating = true;
                     await WaitMigrationAsync(qmp, receive, cancellationToken).ConfigureAwait(false);
                     migrating = false;
                     // "completed" is reported when QEMU has written everything; the reader still drains the socket to EOF.
@@ -120,7 +120,7 @@ internal sealed partial class Supervisor
                 {
                     await cts.CancelAsync().ConfigureAwait(false);
                     try { await receive.ConfigureAwait(false); }
-                    catch (Exception ex) when (ex is OperationCanceledException or IOException or SocketException or TimeoutException) { }
+                    catch (Exception ex) when (ex is OperationCanceledException or IOException or SocketException or TimeoutException or ObjectDisposedException) { }
                 }
                 if (streamLength < 8) throw new IOException($"QEMU sent a {streamLength}-byte migration stream; too short to be one");
 
