@@ -19,6 +19,7 @@ internal static class CommandCatalog
         CreateCommand.Build(),
         .. DomainCommands.All(),
         ConsoleCommand.Build(),
+        .. SaveRestoreCommands.All(),
         PackCommand.Build(),
         PackCommand.BuildUnpack(),
         ServeCommand.Build(),

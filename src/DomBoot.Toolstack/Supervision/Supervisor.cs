@@ -82,6 +82,7 @@ internal sealed partial class Supervisor : IDisposable
         var diskLocks = new List<FileLock>();
         ControlServer? control = null;
         bool claimed = false;
+        Exception? failure = null;
         try
         {
             _config = XlConfig.Parse(_request.ConfigText, _request.ConfigPath, _request.Variables).ApplyOverrides(_request.Overrides);
@@ -124,7 +125,7 @@ internal sealed partial class Supervisor : IDisposable
             Log($"domain {(_record?.Name ?? "?")}: error: {ex.Message}");
             if (ex is not (MalformedDataException or InvalidRequestException or FileNotFoundException or UnavailableException or UnsupportedFeatureException or TimeoutException or OperationCanceledException))
                 Log(ex.ToString());
-            WriteStatus(false, ex);
+            failure = ex;
             return 1;
         }
         finally
@@ -138,6 +139,8 @@ internal sealed partial class Supervisor : IDisposable
             foreach (var l in diskLocks) l.Dispose();
             if (claimed) DomainStore.RemoveFolder(_request.State.DomainFolder(_record.Name));
             owner?.Dispose();
+            // Reported last, so a create that sees the error finds nothing left behind.
+            if (failure is not null) WriteStatus(false, failure);
         }
     }
 
@@ -151,7 +154,9 @@ internal sealed partial class Supervisor : IDisposable
             _lastShutdownReason = null;
             _panicked = false;
             var options = new DomainBooter.BootOptions(Paused: first && _request.Paused, Incoming: first && _request.RestoreFile is not null);
-            var boot = DomainBooter.Prepare(_config, _plan, _paths, _record.Uuid, options, _resolveRemote, cancellationToken);
+            var boot = first && _request.RestoreFile is not null
+                ? PrepareRestoredBoot(_request.RestoreFile, options)
+                : DomainBooter.Prepare(_config, _plan, _paths, _record.Uuid, options, _resolveRemote, cancellationToken);
             await StartQemuAsync(boot, cancellationToken).ConfigureAwait(false);
             if (first && _request.RestoreFile is not null) await RestoreIncomingAsync(_request.RestoreFile, cancellationToken).ConfigureAwait(false);
             await ApplyPinningAsync(cancellationToken).ConfigureAwait(false);
@@ -425,6 +430,7 @@ internal sealed partial class Supervisor : IDisposable
         _ops["reboot"] = RebootAsync;
         _ops["destroy"] = DestroyAsync;
         RegisterExtraOps(_ops);
+        RegisterSaveOps();
     }
 
     /// <summary>Operations defined in other parts of this class (save, devices, vCPUs) add themselves here.</summary>
