@@ -140,7 +140,7 @@ internal sealed partial class Supervisor : IDisposable
             if (claimed) DomainStore.RemoveFolder(_request.State.DomainFolder(_record.Name));
             owner?.Dispose();
             // Reported last, so a create that sees the error finds nothing left behind.
-            if (failure is not null) WriteStatus(false, failure);
+            if (failure is not null && !_reported) WriteStatus(false, failure);
         }
     }
 
@@ -400,9 +400,12 @@ internal sealed partial class Supervisor : IDisposable
         get { lock (_recordGate) return _record; }
     }
 
+    private bool _reported;
+
     private void WriteStatus(bool ok, Exception? error)
     {
         if (_request.StatusFile is not { } file) return;
+        _reported = true;
         var status = new JsonObject { ["ok"] = ok };
         if (ok) { status["name"] = _record.Name; status["id"] = _record.Id; }
         else { status["error"] = error!.Message.ReplaceLineEndings(" "); status["kind"] = ControlServer.Kind(error); }
