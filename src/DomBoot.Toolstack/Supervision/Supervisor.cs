@@ -425,6 +425,7 @@ internal sealed partial class Supervisor : IDisposable
         _ops["reboot"] = RebootAsync;
         _ops["destroy"] = DestroyAsync;
         RegisterExtraOps(_ops);
+        RegisterDeviceOps();
     }
 
     /// <summary>Operations defined in other parts of this class (save, devices, vCPUs) add themselves here.</summary>
