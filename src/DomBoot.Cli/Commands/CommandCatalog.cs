@@ -18,6 +18,7 @@ internal static class CommandCatalog
         FsCommand.Build(),
         CreateCommand.Build(),
         .. DomainCommands.All(),
+        .. DeviceCommands.All(),
         PackCommand.Build(),
         PackCommand.BuildUnpack(),
         ServeCommand.Build(),
