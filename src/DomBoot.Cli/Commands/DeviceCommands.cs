@@ -52,7 +52,7 @@ internal static class DeviceCommands
             var warnings = new List<string>();
             var rows = DeviceControl.VcpuListAsync(Control(p, stateDir), p.GetValue(domains) ?? [], warnings, CancellationToken.None).GetAwaiter().GetResult();
             Console.Out.Write(p.GetValue(json)
-                ? new System.Text.Json.Nodes.JsonArray([.. rows]).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"
+                ? new System.Text.Json.Nodes.JsonArray([.. rows.Select(r => r.DeepClone())]).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"
                 : DeviceControl.RenderVcpuList(rows));
             foreach (var w in warnings) Console.Error.WriteLine("domboot: warning: " + w);
             return ExitCodes.Ok;
