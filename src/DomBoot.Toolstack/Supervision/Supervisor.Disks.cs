@@ -215,8 +215,8 @@ internal sealed partial class Supervisor
             return new JsonObject { ["vdev"] = vdev, ["state"] = "detached", ["forced"] = true };
         }
         lock (_hotDisks) _hotDisks[vdev].State = "forced";
+        // domain.json keeps listing it (QEMU still has it open) so a refused lock names this domain.
         SetPlanDrives(_plan.Drives.Where(x => x.Disk.Vdev != vdev).ToList());
-        UpdateRecord(r => r with { Disks = r.Disks.Where(x => x.Vdev != vdev).ToList() });
         Log($"block-detach --force {vdev}: the guest has not released it; out of the domain's disks now, QEMU and the lock keep it until the guest acknowledges or the domain reboots");
         return new JsonObject { ["vdev"] = vdev, ["state"] = "forced", ["forced"] = true };
     }

@@ -139,6 +139,43 @@ public sealed class DeviceTests
     }
 
     [Fact]
+    public void BlockDetach_GuestThatDoesNotAnswer_TimesOutNamingForce_ForceAndLateAnswerRelease()
+    {
+        using var h = new DomainHarness();
+        var disk = ToolstackGuest.ScratchDisk(h.Root, "slow.img", 4);
+        h.Ok("create", h.KernelConfig("slow"));
+        h.WaitForConsole("slow", "^BLOCKDEVS -$");
+        int mark = h.ConsoleLog("slow").Length;
+        h.Ok("block-attach", "slow", $"{disk},raw,xvdb,w");
+        h.WaitForConsole("slow", "^BLOCKDEVS vda$", after: mark);
+
+        // A paused guest cannot acknowledge the ACPI eject.
+        h.Ok("pause", "slow");
+        var timedOut = h.Domboot("block-detach", "slow", "xvdb");
+        Assert.NotEqual(0, timedOut.ExitCode);
+        Assert.Matches(@"^domboot: error: domain slow did not release xvdb within \d+ s .*`domboot block-detach --force slow xvdb`.*\n$", timedOut.Stderr);
+        Assert.Contains("xvdb     raw    rw     disk  detaching", h.Ok("block-list", "slow").Stdout, StringComparison.Ordinal);
+
+        var forced = h.Ok("block-detach", "--force", "slow", "xvdb");
+        Assert.Contains("has not released xvdb", forced.Stderr, StringComparison.Ordinal);
+        Assert.Contains("xvdb     raw    rw     disk  forced", h.Ok("block-list", "slow").Stdout, StringComparison.Ordinal);
+        // QEMU still has the image open, so the lock is still held (and names the domain).
+        h.Ok("create", h.KernelConfig("other"));
+        var refused = h.Domboot("block-attach", "other", $"{disk},raw,xvdb,w");
+        Assert.Equal(64, refused.ExitCode);
+        Assert.Contains("domain slow (writable)", refused.Stderr, StringComparison.Ordinal);
+
+        // When the guest runs again it acknowledges the eject, and the supervisor finishes the detach.
+        mark = h.ConsoleLog("slow").Length;
+        h.Ok("unpause", "slow");
+        h.WaitForConsole("slow", "^BLOCKDEVS -$", after: mark);
+        h.WaitUntil(() => !h.Ok("block-list", "slow").Stdout.Contains("xvdb", StringComparison.Ordinal), "the late detach of xvdb");
+        h.Ok("block-attach", "other", $"{disk},raw,xvdb,w");
+        h.Ok("destroy", "other");
+        h.Ok("destroy", "slow");
+    }
+
+    [Fact]
     public void NetworkList_ShowsSshAndVifForwards_WhichListen()
     {
         using var h = new DomainHarness();
