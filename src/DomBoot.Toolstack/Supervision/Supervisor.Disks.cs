@@ -187,7 +187,7 @@ internal sealed partial class Supervisor
             lock (_hotDisks) { if (_hotDisks.TryGetValue(vdev, out var h) && h.Lock is null && h.State == "attached") _hotDisks.Remove(vdev); }
             throw;
         }
-        lock (_hotDisks) _hotDisks[vdev].State = "detaching";
+        lock (_hotDisks) { if (_hotDisks.TryGetValue(vdev, out var h)) h.State = "detaching"; }
 
         var wait = force ? ForceDetachGrace : DetachTimeout;
         bool deleted = await waiter.Task.WaitAsync(wait, cancellationToken).ContinueWith(t => t.IsCompletedSuccessfully, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).ConfigureAwait(false);
@@ -206,7 +206,8 @@ internal sealed partial class Supervisor
         }
 
         // --force and the guest has not answered.
-        bool legacy = !(_hotDisks.TryGetValue(vdev, out var hd) && hd.BlockdevNode);
+        bool legacy;
+        lock (_hotDisks) legacy = !(_hotDisks.TryGetValue(vdev, out var hd) && hd.BlockdevNode);
         if (legacy && await LegacyDriveExistsAsync(qmp, vdev, cancellationToken).ConfigureAwait(false))
         {
             await HumanAsync(qmp, "drive_del drive-" + vdev, cancellationToken).ConfigureAwait(false);
@@ -214,7 +215,7 @@ internal sealed partial class Supervisor
             Log($"block-detach --force {vdev}: backend cut off with drive_del; the guest's device stays without media until it acknowledges");
             return new JsonObject { ["vdev"] = vdev, ["state"] = "detached", ["forced"] = true };
         }
-        lock (_hotDisks) _hotDisks[vdev].State = "forced";
+        lock (_hotDisks) { if (_hotDisks.TryGetValue(vdev, out var h)) h.State = "forced"; }
         // domain.json keeps listing it (QEMU still has it open) so a refused lock names this domain.
         SetPlanDrives(_plan.Drives.Where(x => x.Disk.Vdev != vdev).ToList());
         Log($"block-detach --force {vdev}: the guest has not released it; out of the domain's disks now, QEMU and the lock keep it until the guest acknowledges or the domain reboots");

@@ -66,6 +66,12 @@ public sealed class DeviceTests
         Assert.Equal("1", CpusAllowed(q2, VcpuThread(q2, 1)));
         h.Ok("destroy", "pinned");
         h.Ok("destroy", "pin");
+
+        // cpus= naming only CPUs the host does not have fails the create with one line.
+        var nowhere = h.Domboot("create", h.KernelConfig("nowhere", extra: "cpus = \"4000-4001\""));
+        Assert.Equal(64, nowhere.ExitCode);
+        Assert.Matches(@"(?m)^domboot: error: cpus for vCPU 0 is 4000-4001; none of these CPUs exists on this host \(CPUs 0-\d+\)\n\z", nowhere.Stderr);
+        Assert.Null(h.Listed("nowhere"));
     }
 
     [Fact]
@@ -171,6 +177,20 @@ public sealed class DeviceTests
         h.WaitForConsole("slow", "^BLOCKDEVS -$", after: mark);
         h.WaitUntil(() => !h.Ok("block-list", "slow").Stdout.Contains("xvdb", StringComparison.Ordinal), "the late detach of xvdb");
         h.Ok("block-attach", "other", $"{disk},raw,xvdb,w");
+
+        // After a reboot an attached disk is a -drive: --force cuts the guest off it with drive_del at once.
+        var second = ToolstackGuest.ScratchDisk(h.Root, "second.img", 4);
+        h.Ok("block-attach", "slow", $"{second},raw,xvdc,w");
+        mark = h.ConsoleLog("slow").Length;
+        h.Ok("reboot", "slow");
+        h.WaitForConsole("slow", "^GUEST-UP", after: mark);
+        h.WaitForConsole("slow", "^BLOCKDEVS vda$", after: mark);
+        h.Ok("pause", "slow");
+        var cut = h.Ok("block-detach", "--force", "slow", "xvdc");
+        Assert.Equal("", cut.Stderr);
+        Assert.DoesNotContain("xvdc", h.Ok("block-list", "slow").Stdout, StringComparison.Ordinal);
+        h.Ok("block-attach", "other", $"{second},raw,xvdc,w"); // QEMU's own image lock is gone too
+        h.Ok("unpause", "slow");
         h.Ok("destroy", "other");
         h.Ok("destroy", "slow");
     }
