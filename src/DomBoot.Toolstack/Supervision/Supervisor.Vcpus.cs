@@ -19,7 +19,21 @@ internal sealed partial class Supervisor
         var qmp = _qmp;
         if (qmp is null) return;
         OnNewQemu();
-        var pinning = Record.Pinning.Count > 0 ? Record.Pinning : InitialPinning(_plan.Cpus, _plan.Vcpus);
+        IReadOnlyList<string?> pinning;
+        try
+        {
+            pinning = Record.Pinning.Count > 0 ? Record.Pinning : InitialPinning(_plan.Cpus, _plan.Vcpus);
+        }
+        catch (InvalidRequestException)
+        {
+            // Stop QEMU before the error is reported: create returns as soon as it sees the failure status.
+            if (_qemu is { HasExited: false } q)
+            {
+                q.Kill(entireProcessTree: true);
+                await q.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            throw;
+        }
         var threads = await VcpuThreadsAsync(qmp, cancellationToken).ConfigureAwait(false);
         for (int vcpu = 0; vcpu < threads.Count; vcpu++)
         {

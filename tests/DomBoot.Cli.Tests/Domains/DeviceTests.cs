@@ -64,6 +64,9 @@ public sealed class DeviceTests
         int q2 = h.Pids("pinned").Qemu;
         Assert.Equal("1", CpusAllowed(q2, VcpuThread(q2, 0)));
         Assert.Equal("1", CpusAllowed(q2, VcpuThread(q2, 1)));
+        var all = h.Ok("vcpu-list").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(5, all.Length); // header + 2 vCPUs of each domain
+        Assert.Equal(2, all.Count(l => l.StartsWith("pinned ", StringComparison.Ordinal) && l.EndsWith("  1 / all", StringComparison.Ordinal)));
         h.Ok("destroy", "pinned");
         h.Ok("destroy", "pin");
 
