@@ -20,6 +20,7 @@ internal static class CommandCatalog
         .. DomainCommands.All(),
         ConsoleCommand.Build(),
         .. SaveRestoreCommands.All(),
+        .. DeviceCommands.All(),
         PackCommand.Build(),
         PackCommand.BuildUnpack(),
         ServeCommand.Build(),

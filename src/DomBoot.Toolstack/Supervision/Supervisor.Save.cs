@@ -1,3 +1,4 @@
+using DomBoot.Toolstack.Config;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
@@ -243,7 +244,13 @@ internal sealed partial class Supervisor
     /// <summary>The save metadata for the current boot, and the host paths of the boot files to embed.</summary>
     private (SaveImageMetadata Metadata, List<string> Paths) SaveMetadata(Domains.DomainRecord r, bool paused)
     {
-        var argv = r.QemuArgv;
+        // Disks hot-attached since this boot are devices the restored QEMU must have too: added as -drive/-device.
+        var argv = r.QemuArgv.ToList();
+        lock (_hotDisks)
+        {
+            foreach (var hot in _hotDisks.Values.Where(h => h.BlockdevNode && h.State == "attached"))
+                argv.AddRange(["-drive", DomainPlanner.DriveOption(hot.Spec), "-device", DomainPlanner.DeviceOption(hot.Spec)]);
+        }
         var files = new List<SaveImageBootFile>();
         var paths = new List<string>();
         for (int i = 1; i < argv.Count; i++)

@@ -79,7 +79,6 @@ internal sealed partial class Supervisor : IDisposable
     private async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         FileLock? owner = null;
-        var diskLocks = new List<FileLock>();
         ControlServer? control = null;
         bool claimed = false;
         Exception? failure = null;
@@ -113,7 +112,7 @@ internal sealed partial class Supervisor : IDisposable
             if (!_request.Foreground) Posix.Detach(_paths.Log);
             Log($"domain {name} (id {_record.Id}) supervisor pid {me}");
             _plan = DomainPlanner.Plan(_config, _record.Id);
-            diskLocks.AddRange(LockDisks());
+            LockDisks();
             control = new ControlServer(_paths.ControlSocket, HandleAsync, Console.Error);
             control.Start();
             await RunBootsAsync(cancellationToken).ConfigureAwait(false);
@@ -136,7 +135,7 @@ internal sealed partial class Supervisor : IDisposable
             }
             if (_qmp is not null) await _qmp.DisposeAsync().ConfigureAwait(false);
             if (control is not null) await control.DisposeAsync().ConfigureAwait(false);
-            foreach (var l in diskLocks) l.Dispose();
+            ReleaseDiskLocks();
             if (claimed) DomainStore.RemoveFolder(_request.State.DomainFolder(_record.Name));
             owner?.Dispose();
             // Reported last, so a create that sees the error finds nothing left behind.
@@ -343,23 +342,49 @@ internal sealed partial class Supervisor : IDisposable
         catch (OperationCanceledException) { qemu.Kill(entireProcessTree: true); }
     }
 
+    /// <summary>The config's disks' locks by vdev (block-detach of a config disk releases its lock).</summary>
+    private readonly Dictionary<string, FileLock> _configDiskLocks = new(StringComparer.Ordinal);
+
     /// <summary>Writable disks get an exclusive lock, read-only ones a shared lock; a conflict names the holder.</summary>
-    private List<FileLock> LockDisks()
+    private void LockDisks()
     {
-        var locks = new List<FileLock>();
         try
         {
             foreach (var d in _plan.Drives)
             {
                 if (d.Disk.Target.Length == 0) continue;
-                locks.Add(LockDisk(d.Disk.Target, d.Disk.Writable && !d.Disk.IsCdrom));
+                var l = LockDisk(d.Disk.Target, d.Disk.Writable && !d.Disk.IsCdrom);
+                lock (_configDiskLocks) _configDiskLocks[d.Disk.Vdev] = l;
             }
-            return locks;
         }
         catch
         {
-            foreach (var l in locks) l.Dispose();
+            ReleaseDiskLocks();
             throw;
+        }
+    }
+
+    /// <summary>Releases the lock a config disk took (after block-detach); false if VDEV had none.</summary>
+    internal bool ReleaseConfigDiskLock(string vdev)
+    {
+        lock (_configDiskLocks)
+        {
+            if (!_configDiskLocks.Remove(vdev, out var l)) return false;
+            l.Dispose();
+            return true;
+        }
+    }
+
+    private void ReleaseDiskLocks()
+    {
+        lock (_configDiskLocks)
+        {
+            foreach (var l in _configDiskLocks.Values) l.Dispose();
+            _configDiskLocks.Clear();
+        }
+        lock (_hotDisks)
+        {
+            foreach (var h in _hotDisks.Values) h.Lock?.Dispose();
         }
     }
 
@@ -434,6 +459,7 @@ internal sealed partial class Supervisor : IDisposable
         _ops["destroy"] = DestroyAsync;
         RegisterExtraOps(_ops);
         RegisterSaveOps();
+        RegisterDeviceOps();
     }
 
     /// <summary>Operations defined in other parts of this class (save, devices, vCPUs) add themselves here.</summary>
