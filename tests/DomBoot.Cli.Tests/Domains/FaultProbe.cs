@@ -26,7 +26,7 @@ internal static class FaultProbe
         return result;
     }
 
-    public static int CountMatches(string text, string pattern) => Regex.Matches(text, pattern, RegexOptions.Multiline | RegexOptions.CultureInvariant).Count;
+    public static int CountMatches(string text, string pattern) => Regex.Count(text, pattern, RegexOptions.Multiline | RegexOptions.CultureInvariant);
 
     public static string Log(DomainHarness h, string name)
     {

@@ -16,6 +16,8 @@ public sealed class RaceTests
     private static int IdOf(DombootProcess.Result r) =>
         int.Parse(Regex.Match(r.Stdout, @"Started domain \S+ \(id (\d+)\)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
 
+    private static readonly string[] Names = ["same", "da", "db"];
+
     [Fact]
     public void Create_RacingForOneNameOrOneDisk_ExactlyOneWins()
     {
@@ -46,7 +48,7 @@ public sealed class RaceTests
         // ids: unique, increasing in creation order, no more than one skipped (the disk race's loser had claimed one)
         int second = IdOf(diskWinner);
         Assert.InRange(second, first + 1, first + 2);
-        var ids = new[] { "same", "da", "db" }.Select(n => h.Listed(n)).Where(e => e is not null).Select(e => e!.Value.GetProperty("domid").GetInt32()).ToList();
+        var ids = Names.Select(n => h.Listed(n)).Where(e => e is not null).Select(e => e!.Value.GetProperty("domid").GetInt32()).ToList();
         Assert.Equal(2, ids.Count);
         Assert.Equal(ids.Count, ids.Distinct().Count());
         var third = h.Ok("create", h.KernelConfig("next", memory: 128));
