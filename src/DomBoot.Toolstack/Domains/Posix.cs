@@ -159,10 +159,21 @@ internal static class Posix
     /// <summary>True if the process exists and is the one that started at <paramref name="startTime"/>.</summary>
     public static bool IsAlive(int pid, long? startTime)
     {
-        if (!Exists(pid)) return false;
+        if (!Exists(pid) || IsZombie(pid)) return false;
         if (startTime is null) return true;
         var now = StartTime(pid);
         return now is null || now == startTime;
+    }
+
+    /// <summary>A killed process whose parent is gone stays a zombie until init reaps it (kill(pid, 0) still succeeds): it runs no more.</summary>
+    public static bool IsZombie(int pid)
+    {
+        string text;
+        try { text = File.ReadAllText($"/proc/{pid}/stat"); }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+        int close = text.LastIndexOf(')');
+        return close > 0 && text.Length > close + 2 && text[close + 2] is 'Z' or 'X';
     }
 
     private static long? StatField(int pid, int field)

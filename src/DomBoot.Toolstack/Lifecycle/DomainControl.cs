@@ -20,8 +20,10 @@ internal sealed class DomainControl(StateDirectory state)
     /// <summary>xl list: running domains by id; stale folders (nothing runs) are removed on the way.</summary>
     public IReadOnlyList<DomainListRow> List()
     {
-        Store.RemoveStale();
-        return Store.List().Where(e => e.Liveness != DomainLiveness.Stale).Select(e =>
+        var entries = Store.List();
+        // Probing is most of list's cost: re-list (under the store lock) only when there is something to remove.
+        if (entries.Any(e => e.Liveness == DomainLiveness.Stale)) Store.RemoveStale();
+        return entries.Where(e => e.Liveness != DomainLiveness.Stale).Select(e =>
         {
             var r = e.Record;
             double cpu = r.QemuPid > 0 && Posix.IsAlive(r.QemuPid, r.QemuStartTime) ? Posix.CpuSeconds(r.QemuPid) : 0;
