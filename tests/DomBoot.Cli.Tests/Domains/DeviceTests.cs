@@ -9,7 +9,7 @@ namespace DomBoot.Cli.Tests.Domains;
 public sealed class DeviceTests
 {
     /// <summary>The host thread of vCPU <paramref name="vcpu"/> (debug-threads=on names it "CPU N/TCG" or "CPU N/KVM").</summary>
-    private static int VcpuThread(int qemuPid, int vcpu)
+    internal static int VcpuThread(int qemuPid, int vcpu)
     {
         foreach (var task in Directory.GetDirectories($"/proc/{qemuPid}/task"))
         {
@@ -22,7 +22,7 @@ public sealed class DeviceTests
         return 0;
     }
 
-    private static string CpusAllowed(int qemuPid, int tid) =>
+    internal static string CpusAllowed(int qemuPid, int tid) =>
         File.ReadAllLines($"/proc/{qemuPid}/task/{tid}/status").Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))["Cpus_allowed_list:".Length..].Trim();
 
     [Fact]
