@@ -16,13 +16,13 @@ public sealed class EndToEndTests
     {
         using var h = new DomainHarness();
         var cfg = h.File("e2e.cfg");
-        File.WriteAllText(cfg, $"""
+        File.WriteAllText(cfg, $$"""
             # a domain template: name, memory and marker come from -D
-            name = "e2e-${{vm}}"
-            kernel = "{Cache.Kernel}"
-            ramdisk = "{h.Initramfs}"
-            cmdline = "{ToolstackGuest.BaseCmdline} guest.marker=${{marker}}"
-            memory = ${{mem}}
+            name = "e2e-${vm}"
+            kernel = "{{Cache.Kernel}}"
+            ramdisk = "{{h.Initramfs}}"
+            cmdline = "{{ToolstackGuest.BaseCmdline}} guest.marker=${marker}"
+            memory = ${mem}
             vcpus = 2
 
             """);
