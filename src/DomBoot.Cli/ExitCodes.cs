@@ -12,6 +12,9 @@ internal static class ExitCodes
     public const int Unavailable = 69;
     public const int Software = 70;
     public const int IoError = 74;
+
+    /// <summary>EX_TEMPFAIL: a wait ran out (shutdown -w, block-detach); trying again may work.</summary>
+    public const int TemporaryFailure = 75;
     public const int Interrupted = 130;
 
     public static bool IsExpected(Exception ex) => ex is not null;
@@ -24,6 +27,7 @@ internal static class ExitCodes
         UsageException or InvalidRequestException => Usage,
         UnavailableException => Unavailable,
         OperationCanceledException => Interrupted,
+        TimeoutException => TemporaryFailure,
         UnauthorizedAccessException or IOException => IoError,
         _ => Software,
     };

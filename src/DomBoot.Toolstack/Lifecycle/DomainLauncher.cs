@@ -63,16 +63,7 @@ internal static class DomainLauncher
     {
         var status = Control.Parse(File.ReadAllText(statusFile), statusFile);
         if (status["ok"]?.GetValue<bool>() == true) return (status["name"]!.GetValue<string>(), status["id"]!.GetValue<int>());
-        string error = status["error"]?.GetValue<string>() ?? "failed";
-        throw (status["kind"]?.GetValue<string>() ?? "io") switch
-        {
-            "usage" => new InvalidRequestException(error),
-            "data" => new MalformedDataException(error),
-            "unavailable" => new UnavailableException(error),
-            "missing" => new FileNotFoundException(error),
-            "timeout" => new TimeoutException(error),
-            _ => new IOException(error),
-        };
+        throw Control.ErrorOf(status);
     }
 
     /// <summary>The supervisor's side: reads (and deletes) the request file written by <see cref="StartAsync"/>.</summary>

@@ -41,17 +41,7 @@ internal static class Control
                 ?? throw new SupervisorGoneException($"{socketPath}: the supervisor closed the connection without answering {op}");
             var answer = Parse(line, socketPath);
             if (answer["ok"] is JsonValue ok && ok.TryGetValue(out bool isOk) && isOk) return answer["result"];
-            string error = answer["error"]?.GetValue<string>() ?? "failed";
-            string kind = answer["kind"]?.GetValue<string>() ?? "io";
-            throw kind switch
-            {
-                "usage" => new InvalidRequestException(error),
-                "data" => new MalformedDataException(error),
-                "unavailable" => new UnavailableException(error),
-                "missing" => new FileNotFoundException(error),
-                "timeout" => new TimeoutException(error),
-                _ => new IOException(error),
-            };
+            throw ErrorOf(answer);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -61,6 +51,21 @@ internal static class Control
         {
             throw new SupervisorGoneException($"{socketPath}: connection to the supervisor lost during {op}");
         }
+    }
+
+    /// <summary>The exception an {"ok": false, "error", "kind"} answer stands for (the same kinds map to the same exit codes).</summary>
+    internal static Exception ErrorOf(JsonObject answer)
+    {
+        string error = answer["error"] is JsonValue e && e.TryGetValue(out string? text) ? text : "failed";
+        return (answer["kind"] is JsonValue k && k.TryGetValue(out string? kind) ? kind : "io") switch
+        {
+            "usage" => new InvalidRequestException(error),
+            "data" => new MalformedDataException(error),
+            "unavailable" => new UnavailableException(error),
+            "missing" => new FileNotFoundException(error),
+            "timeout" => new TimeoutException(error),
+            _ => new IOException(error),
+        };
     }
 
     internal static JsonObject Parse(string line, string where)
