@@ -34,4 +34,25 @@ public sealed class LifecycleTests
         Assert.Null(h.Listed("life"));
         Assert.False(Directory.Exists(Path.Combine(h.StateDir, "domains", "life")));
     }
+
+    [Fact]
+    public void ShutdownWait_GuestThatIgnoresThePowerButton_TimesOutWithOneLine()
+    {
+        using var h = new DomainHarness();
+        h.Ok("create", h.KernelConfig("deaf"));
+        h.WaitForConsole("deaf", "^HEARTBEAT 2$");
+        // A paused guest cannot answer the ACPI button: shutdown -w must give up, say so, and leave the domain be.
+        h.Ok("pause", "deaf");
+        var r = h.Domboot("shutdown", "-w", "--timeout", "3", "deaf");
+        Assert.Equal(75, r.ExitCode);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("Shutting down domain deaf", lines[0]);
+        Assert.Matches(@"^domboot: error: domain deaf did not shut down within 3 s \(the guest ignored the ACPI power button; `domboot destroy deaf` forces it off\)$", lines[1]);
+        Assert.Equal(2, lines.Length);
+        Assert.NotNull(h.Listed("deaf"));
+        // Unpaused, the guest sees the pending button press and powers off.
+        h.Ok("unpause", "deaf");
+        h.WaitUntil(() => h.Listed("deaf") is null, "the guest to act on the power button after unpause");
+        Assert.Contains("GUEST-POWERBUTTON", h.ConsoleLog("deaf"), StringComparison.Ordinal);
+    }
 }
