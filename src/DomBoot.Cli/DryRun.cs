@@ -8,19 +8,6 @@ namespace DomBoot.Cli;
 /// <summary>create -n: the exact argv, computed the way the supervisor will, in a throw-away folder.</summary>
 internal static class DryRun
 {
-    public static int NextId(StateDirectory state)
-    {
-        var used = new DomainStore(state).List().Where(e => e.Liveness != DomainLiveness.Stale).Select(e => e.Record.Id).ToHashSet();
-        int last = 0;
-        if (File.Exists(state.LastId) && int.TryParse(File.ReadAllText(state.LastId).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int l)) last = l;
-        for (int i = 1; i <= DomainPlanner.MaxDomainId; i++)
-        {
-            int candidate = (last + i - 1) % DomainPlanner.MaxDomainId + 1;
-            if (!used.Contains(candidate)) return candidate;
-        }
-        return 1;
-    }
-
     public static IReadOnlyList<string>? ExactArgv(XlConfig config, DomainPlan plan, StateDirectory state, out string? why)
     {
         why = null;

@@ -40,7 +40,7 @@ internal static class CreateCommand
             var state = StateDirectory.Resolve(parseResult.GetValue(stateDir));
             if (parseResult.GetValue(dryRun))
             {
-                int id = parseResult.GetValue(domid) ?? DryRun.NextId(state);
+                int id = parseResult.GetValue(domid) ?? new DomainStore(state).NextId();
                 var plan = DomainPlanner.Plan(parsed, id);
                 var exact = DryRun.ExactArgv(parsed, plan, state, out string? why);
                 if (parseResult.GetValue(json))

@@ -90,8 +90,11 @@ internal sealed partial class DomainStore(StateDirectory state)
         }
     }
 
-    /// <summary>xl's ids: sequential, the next after the last one handed out, skipping ids still in use, wrapping at the maximum.</summary>
-    private int NextId()
+    /// <summary>
+    /// xl's ids: sequential, the next after the last one handed out, skipping ids still in use, wrapping at the
+    /// maximum. Claim calls it under the store lock; a dry run calls it to show the id create would pick.
+    /// </summary>
+    internal int NextId()
     {
         int last = 0;
         if (File.Exists(State.LastId) && int.TryParse(File.ReadAllText(State.LastId).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int l)) last = l;
